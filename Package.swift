@@ -1,0 +1,118 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "spendwall",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "spendwall", targets: ["spendwall"]),
+        .executable(name: "spendwall-bench", targets: ["SpendwallBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Money, usage, providers, caps, windows and decisions. Pure: no I/O.
+        .target(name: "SpendwallCore"),
+        // The built-in price table (a resource) with overrides and estimation.
+        .target(
+            name: "SpendwallPricing",
+            dependencies: ["SpendwallCore"],
+            resources: [.copy("Resources/prices.json")]
+        ),
+        // The policy engine actor: windows, reservations, decisions.
+        .target(name: "SpendwallPolicy", dependencies: ["SpendwallCore", "SpendwallPricing"]),
+        // The SQLite ledger: schema, migrations, batched writer, queries.
+        .target(
+            name: "SpendwallLedger",
+            dependencies: [
+                "SpendwallCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // TOML configuration files, validation with line numbers, paths and environment.
+        .target(
+            name: "SpendwallConfig",
+            dependencies: ["SpendwallCore", "SpendwallPricing", "TOMLKit"]
+        ),
+        // Who is calling: SO_PEERCRED, /proc and labels.toml.
+        .target(name: "SpendwallPeer", dependencies: ["SpendwallCore"]),
+        // libsystemd: sd_notify and sd_listen_fds.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // Composition: the socket API, lifecycle and systemd integration.
+        .target(
+            name: "SpendwallDaemon",
+            dependencies: [
+                "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
+                "SpendwallConfig", "SpendwallPeer", "CSystemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // A Swift client of the socket API (CLI, MCP server, benchmarks).
+        .target(
+            name: "SpendwallClient",
+            dependencies: [
+                "SpendwallCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The CLI's commands, kept out of the executable so they can be tested.
+        .target(
+            name: "SpendwallCommands",
+            dependencies: [
+                "SpendwallCore", "SpendwallConfig", "SpendwallDaemon", "SpendwallClient",
+                "SpendwallPricing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "spendwall", dependencies: ["SpendwallCommands"]),
+        .executableTarget(
+            name: "SpendwallBench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "bench/Sources/SpendwallBench"
+        ),
+        .target(
+            name: "SpendwallTestSupport",
+            dependencies: ["SpendwallClient", "SpendwallCore"],
+            path: "Tests/SpendwallTestSupport"
+        ),
+        .testTarget(name: "SpendwallCoreTests", dependencies: ["SpendwallCore"]),
+        .testTarget(name: "SpendwallPricingTests", dependencies: ["SpendwallPricing"]),
+        .testTarget(name: "SpendwallPolicyTests", dependencies: ["SpendwallPolicy", "SpendwallPricing"]),
+        .testTarget(
+            name: "SpendwallLedgerTests",
+            dependencies: ["SpendwallLedger", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(name: "SpendwallConfigTests", dependencies: ["SpendwallConfig"]),
+        .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
+        .testTarget(
+            name: "SpendwallEndToEndTests",
+            dependencies: ["SpendwallTestSupport", "SpendwallClient", "SpendwallCore"]
+        ),
+    ]
+)

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import SpendwallConfig
+import SpendwallCore
+
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor", abstract: "Print a Markdown health report; exit 1 when anything is unhealthy.")
+
+    func run() async throws {
+        let paths = CommandContext.paths
+        var problems: [String] = []
+        var lines = ["# Spendwall doctor", ""]
+
+        lines.append("## Daemon")
+        if let health = try? await CommandContext.client.get("/v1/health"), health.status == 200, let json = health.json {
+            lines.append("- running: pid \(json["pid"] ?? "?"), version \(json["version"] ?? "?"), fail mode \(json["fail_mode"] ?? "?")")
+            for (name, value) in (json["components"] as? [String: [String: Any]] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let ok = value["ok"] as? Bool == true
+                lines.append("- \(name): \(ok ? "ok" : "FAILING") (\(value["latency_us"] ?? "?") µs)")
+                if !ok { problems.append("\(name) is failing: \(value["error"] ?? "")") }
+            }
+        } else {
+            lines.append("- **not running** on \(paths.socketPath) — start it with `spendwall start` or `make run`")
+            problems.append("the daemon is not running")
+        }
+        lines.append("")
+
+        lines.append("## Socket")
+        lines.append("- path: `\(paths.socketPath)`")
+        for (label, path, wanted) in [("socket", paths.socketPath, 0o600), ("directory", paths.socketDirectory, 0o700)] {
+            var info = stat()
+            if stat(path, &info) == 0 {
+                let mode = Int(info.st_mode) & 0o777
+                let ok = mode == wanted && info.st_uid == getuid()
+                lines.append("- \(label) mode: \(String(mode, radix: 8)) (want \(String(wanted, radix: 8)), owner uid \(info.st_uid)) \(ok ? "ok" : "**WRONG**")")
+                if !ok { problems.append("\(label) \(path) has mode \(String(mode, radix: 8)) or owner \(info.st_uid)") }
+            } else {
+                lines.append("- \(label): missing")
+            }
+        }
+        if let pid = PIDFileReader.read(paths.pidFile) { lines.append("- PID file: \(paths.pidFile) (pid \(pid))") }
+        lines.append("")
+
+        lines.append("## systemd")
+        lines.append("- " + SystemdProbe.unitState())
+        lines.append("")
+
+        lines.append("## Configuration (`\(paths.configDirectory)`)")
+        let checks: [(String, () throws -> Void)] = [
+            ("spendwall.toml", { _ = try SpendwallConfiguration.load(paths: paths) }),
+            ("caps.toml", { _ = try CapsFile.load(paths: paths) }),
+            ("labels.toml", { _ = try LabelsFile.load(paths: paths) }),
+            ("pricing.toml", { _ = try PricingFile.load(paths: paths) }),
+        ]
+        for (file, check) in checks {
+            let present = FileManager.default.fileExists(atPath: paths.configFile(file))
+            do {
+                try check()
+                lines.append("- \(file): \(present ? "ok" : "absent (defaults apply)")")
+            } catch {
+                lines.append("- \(file): **\(error)**")
+                problems.append("\(error)")
+            }
+        }
+        lines.append("")
+
+        lines.append("## Ledger")
+        let ledger = paths.ledgerPath
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: ledger) {
+            let size = (attributes[.size] as? Int64) ?? 0
+            lines.append("- file: `\(ledger)` (\(Format.count(size / 1024)) KiB)")
+        } else {
+            lines.append("- file: `\(ledger)` (not created yet)")
+        }
+        if let recent = try? await CommandContext.client.get("/v1/ledger?limit=1000"),
+            let rows = recent.json?["rows"] as? [[String: Any]]
+        {
+            if let last = rows.first?["time_ms"] as? Int64 ?? (rows.first?["time_ms"] as? Int).map(Int64.init) {
+                let date = Date(timeIntervalSince1970: Double(last) / 1000)
+                lines.append("- last write: \(ISO8601DateFormatter().string(from: date))")
+            } else {
+                lines.append("- last write: none yet")
+            }
+            let unpriced = Set(rows.filter { ($0["priced"] as? Bool) == false }.compactMap { $0["model"] as? String })
+            lines.append("- unpriced models in the last 1,000 rows: \(unpriced.isEmpty ? "none" : unpriced.sorted().joined(separator: ", ") + " (add them to pricing.toml)")")
+        }
+        lines.append("")
+
+        lines.append(problems.isEmpty ? "**Healthy.**" : "**Unhealthy:**")
+        for problem in problems { lines.append("- \(problem)") }
+        print(lines.joined(separator: "\n"))
+        if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+enum PIDFileReader {
+    static func read(_ path: String) -> Int32? {
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+}
+
+enum SystemdProbe {
+    /// `systemctl --user is-active spendwall.service`, when a user manager answers.
+    static func unitState() -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["systemctl", "--user", "is-active", "spendwall.service"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = Pipe()
+        do {
+            try process.run()
+            process.waitUntilExit()
+        } catch {
+            return "systemctl not available"
+        }
+        let state = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return state.isEmpty ? "no systemd user manager answered" : "spendwall.service: \(state)"
+    }
+}

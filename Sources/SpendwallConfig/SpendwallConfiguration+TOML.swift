@@ -1,0 +1,106 @@
+import Foundation
+import SpendwallCore
+import SpendwallPricing
+import TOMLKit
+
+extension SpendwallConfiguration {
+    /// Loads spendwall.toml from the config directory (a missing file means all defaults),
+    /// then applies the environment overrides.
+    public static func load(
+        paths: SpendwallPaths, environment env: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> SpendwallConfiguration {
+        var config = SpendwallConfiguration(paths: paths)
+        let file = paths.configFile("spendwall.toml")
+        if let text = try ConfigFiles.read(file) {
+            try config.apply(TOMLSource(file: "spendwall.toml", text: text))
+        }
+        if let v = env["SPENDWALL_PROXY_ADDR"].nonEmpty { config.proxyListen = v }
+        if let v = env["SPENDWALL_OPENAI_UPSTREAM"].nonEmpty { config.openAIUpstream = v }
+        if let v = env["SPENDWALL_ANTHROPIC_UPSTREAM"].nonEmpty { config.anthropicUpstream = v }
+        if let v = env["SPENDWALL_LOG_LEVEL"].nonEmpty { config.logLevel = v }
+        return config
+    }
+
+    /// Applies the sections of a parsed spendwall.toml.
+    mutating func apply(_ source: TOMLSource) throws(ConfigError) {
+        let known = ["daemon", "policy", "pricing", "proxy", "upstream"]
+        for key in source.table.keys where !known.contains(key) {
+            throw source.error("unknown section [\(key)] (known: \(known.joined(separator: ", ")))", line: source.line(ofKey: "[\(key)"))
+        }
+        let reader = SectionReader(source: source)
+        if let daemon = try reader.section("daemon", keys: ["max_body_bytes", "log_level"]) {
+            if let v = try reader.int(daemon, "max_body_bytes", in: 1024...(1 << 30)) { maxBodyBytes = v }
+            if let v = try reader.string(daemon, "log_level", oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"]) { logLevel = v }
+        }
+        if let policy = try reader.section("policy", keys: ["fail_mode", "default_max_tokens", "reservation_ttl"]) {
+            if let v = try reader.string(policy, "fail_mode", oneOf: FailMode.allCases.map(\.rawValue)) {
+                failMode = FailMode(rawValue: v)!
+            }
+            if let v = try reader.int(policy, "default_max_tokens", in: 1...10_000_000) { defaultMaxTokens = Int64(v) }
+            if let v = try reader.string(policy, "reservation_ttl") {
+                guard let ms = Duration.milliseconds(parsing: v) else {
+                    throw source.error("reservation_ttl must be a duration like \"10m\" or \"1h\", not \"\(v)\"", line: source.line(ofKey: "reservation_ttl"))
+                }
+                reservationTTLMS = ms
+            }
+        }
+        if let pricing = try reader.section("pricing", keys: ["fallback_input_usd", "fallback_output_usd"]) {
+            let input = try reader.dollars(pricing, "fallback_input_usd")
+            let output = try reader.dollars(pricing, "fallback_output_usd")
+            fallbackPrice = ModelPrice(
+                inputPerMillion: input ?? fallbackPrice.inputPerMillion,
+                outputPerMillion: output ?? fallbackPrice.outputPerMillion, source: "fallback")
+        }
+        if let proxy = try reader.section("proxy", keys: ["listen"]) {
+            if let v = try reader.string(proxy, "listen") { proxyListen = v }
+        }
+        if let upstream = try reader.section("upstream", keys: ["openai", "anthropic"]) {
+            if let v = try reader.string(upstream, "openai") { openAIUpstream = v }
+            if let v = try reader.string(upstream, "anthropic") { anthropicUpstream = v }
+        }
+    }
+}
+
+/// Typed reads from the tables of a TOML file, with errors that name the key and line.
+struct SectionReader {
+    let source: TOMLSource
+
+    func section(_ name: String, keys: [String]) throws(ConfigError) -> TOMLTable? {
+        guard let value = source.table[name] else { return nil }
+        guard let table = value.table else {
+            throw source.error("[\(name)] must be a table", line: source.line(ofKey: name))
+        }
+        for key in table.keys where !keys.contains(key) {
+            throw source.error("unknown key \(key) in [\(name)] (known: \(keys.joined(separator: ", ")))", line: source.line(ofKey: key))
+        }
+        return table
+    }
+
+    func string(_ table: TOMLTable, _ key: String, oneOf allowed: [String]? = nil) throws(ConfigError) -> String? {
+        guard let value = table[key] else { return nil }
+        guard let string = value.string else {
+            throw source.error("\(key) must be a string", line: source.line(ofKey: key))
+        }
+        if let allowed, !allowed.contains(string) {
+            throw source.error("\(key) must be one of \(allowed.joined(separator: ", ")), not \"\(string)\"", line: source.line(ofKey: key))
+        }
+        return string
+    }
+
+    func int(_ table: TOMLTable, _ key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+        guard let value = table[key] else { return nil }
+        guard let int = value.int, range.contains(int) else {
+            throw source.error("\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)", line: source.line(ofKey: key))
+        }
+        return int
+    }
+
+    /// A dollar amount, as nano-USD.
+    func dollars(_ table: TOMLTable, _ key: String) throws(ConfigError) -> NanoUSD? {
+        guard let value = table[key] else { return nil }
+        guard let number = value.number, let nanos = Money.nanos(fromDollars: number) else {
+            throw source.error("\(key) must be a non-negative number of dollars", line: source.line(ofKey: key))
+        }
+        return nanos
+    }
+}

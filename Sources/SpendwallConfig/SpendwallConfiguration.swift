@@ -1,0 +1,52 @@
+import SpendwallCore
+import SpendwallPricing
+
+/// Everything the daemon is configured with. Every field has a default, so
+/// `SpendwallConfiguration()` is a working configuration; loading from files and the
+/// environment is ``load(paths:environment:)``.
+public struct SpendwallConfiguration: Sendable {
+    /// What SDKs do when the daemon cannot be reached.
+    public enum FailMode: String, Sendable, CaseIterable {
+        case open, closed
+    }
+
+    public var paths: SpendwallPaths
+    public var failMode: FailMode
+    /// Output tokens assumed when a request sets no limit.
+    public var defaultMaxTokens: Int64
+    /// How long a reservation waits for its report.
+    public var reservationTTLMS: Int64
+    /// The largest request body the socket API accepts.
+    public var maxBodyBytes: Int
+    /// The price for models the table does not know.
+    public var fallbackPrice: ModelPrice
+    /// The loopback listener for the proxy and panel (used once they exist).
+    public var proxyListen: String
+    public var openAIUpstream: String
+    public var anthropicUpstream: String
+    public var logLevel: String
+
+    public init(
+        paths: SpendwallPaths = .resolve(),
+        failMode: FailMode = .open,
+        defaultMaxTokens: Int64 = 4096,
+        reservationTTLMS: Int64 = 600_000,
+        maxBodyBytes: Int = 8 << 20,
+        fallbackPrice: ModelPrice = PriceTable.defaultFallback,
+        proxyListen: String = "127.0.0.1:8787",
+        openAIUpstream: String = "https://api.openai.com",
+        anthropicUpstream: String = "https://api.anthropic.com",
+        logLevel: String = "info"
+    ) {
+        self.paths = paths
+        self.failMode = failMode
+        self.defaultMaxTokens = defaultMaxTokens
+        self.reservationTTLMS = reservationTTLMS
+        self.maxBodyBytes = maxBodyBytes
+        self.fallbackPrice = fallbackPrice
+        self.proxyListen = proxyListen
+        self.openAIUpstream = openAIUpstream
+        self.anthropicUpstream = anthropicUpstream
+        self.logLevel = logLevel
+    }
+}

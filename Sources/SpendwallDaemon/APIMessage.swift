@@ -1,0 +1,65 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SpendwallCore
+
+/// A request to the socket API, read whole.
+struct APIRequest: Sendable {
+    var method: HTTPMethod
+    var path: String
+    var query: [String: String]
+    var body: ByteBuffer
+
+    init(head: HTTPRequestHead, body: ByteBuffer) {
+        method = head.method
+        let parts = head.uri.split(separator: "?", maxSplits: 1)
+        path = parts.first.map(String.init) ?? "/"
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                let key = String(kv[0]).removingPercentEncodingSafely
+                query[key] = kv.count == 2 ? String(kv[1]).removingPercentEncodingSafely : ""
+            }
+        }
+        self.query = query
+        self.body = body
+    }
+}
+
+/// A response from the socket API: a status and a JSON body.
+struct APIResponse: Sendable {
+    var status: HTTPResponseStatus
+    var body: [UInt8]
+
+    init(status: HTTPResponseStatus = .ok, json: [UInt8]) {
+        self.status = status
+        self.body = json
+    }
+
+    /// Encodes a body as JSON.
+    static func json<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok) -> APIResponse {
+        do {
+            return APIResponse(status: status, json: Array(try JSONEncoder().encode(value)))
+        } catch {
+            return .error(SpendwallError(.internalError, "cannot encode the response: \(error)"), status: .internalServerError)
+        }
+    }
+
+    /// The structured error body: `{"error": {"code": ..., "message": ...}}`.
+    static func error(_ error: SpendwallError, status: HTTPResponseStatus, cap: CapJSON? = nil) -> APIResponse {
+        let body = ErrorBody(error: ErrorJSON(code: error.code.rawValue, message: error.message, cap: cap))
+        let bytes = (try? JSONEncoder().encode(body)).map(Array.init) ?? Array(#"{"error":{"code":"internal","message":"encoding failed"}}"#.utf8)
+        return APIResponse(status: status, json: bytes)
+    }
+
+    static func badRequest(_ message: String) -> APIResponse {
+        .error(SpendwallError(.badRequest, message), status: .badRequest)
+    }
+}
+
+extension String {
+    fileprivate var removingPercentEncodingSafely: String {
+        replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? self
+    }
+}

@@ -1,0 +1,242 @@
+import SpendwallCore
+import SpendwallPolicy
+
+// The socket API's JSON bodies (docs/socket-api.md). Property names are the wire names, so
+// the default coders map them one to one with no key strategy to get wrong.
+
+struct ErrorBody: Encodable {
+    var error: ErrorJSON
+}
+
+struct ErrorJSON: Encodable {
+    var code: String
+    var message: String
+    var cap: CapJSON?
+    var file: String?
+    var line: Int?
+}
+
+struct CapJSON: Encodable {
+    var name: String
+    var window: String
+    var key: String
+    var scope: [String: String]
+    var action: String
+    var limit_nanousd: Int64?
+    var spent_nanousd: Int64
+    var reserved_nanousd: Int64
+    var remaining_nanousd: Int64?
+    var limit_tokens: Int64?
+    var spent_tokens: Int64
+    var reserved_tokens: Int64
+    var remaining_tokens: Int64?
+    var warn_at: Double
+    var used: Double
+    var resets_at_ms: Int64?
+
+    init(_ status: CapStatus) {
+        name = status.cap.name
+        window = status.cap.window.description
+        key = status.key
+        scope = status.cap.scope.dictionary
+        action = status.cap.action.rawValue
+        limit_nanousd = status.cap.limitNanoUSD
+        spent_nanousd = status.spentNanoUSD
+        reserved_nanousd = status.reservedNanoUSD
+        remaining_nanousd = status.remainingNanoUSD
+        limit_tokens = status.cap.limitTokens
+        spent_tokens = status.spentTokens
+        reserved_tokens = status.reservedTokens
+        remaining_tokens = status.remainingTokens
+        warn_at = status.cap.warnAt
+        used = (status.used * 10_000).rounded() / 10_000
+        resets_at_ms = status.resetsAtMS
+    }
+}
+
+struct CheckBody: Decodable {
+    var provider: String
+    var model: String
+    var agent: String?
+    var tags: [String: String]?
+    var session: String?
+    var request: JSONValue?
+    var mode: String?
+    var path: String?
+}
+
+struct CheckAnswer: Encodable {
+    var decision: String
+    var reservation_id: String?
+    var reserved_nanousd: Int64
+    var priced: Bool
+    var expires_at_ms: Int64?
+    var reason: String?
+    var cap: CapJSON?
+    var remaining_nanousd: Int64?
+    var error: ErrorJSON?
+}
+
+struct ReportBody: Decodable {
+    var reservation_id: String
+    var id: String?
+    var usage: Usage?
+    var status: Int?
+    var duration_ms: Int64?
+    var outcome: String?
+}
+
+struct ReportAnswer: Encodable {
+    var request_id: String
+    var cost_nanousd: Int64
+    var priced: Bool
+    var duplicate: Bool
+}
+
+struct BatchBody: Decodable {
+    var reports: [BatchItem]
+}
+
+struct BatchItem: Decodable {
+    var id: String
+    var reservation_id: String?
+    var time_ms: Int64?
+    var provider: String?
+    var model: String?
+    var agent: String?
+    var tags: [String: String]?
+    var session: String?
+    var usage: Usage?
+    var status: Int?
+    var duration_ms: Int64?
+    var outcome: String?
+    var path: String?
+}
+
+struct BatchAnswer: Encodable {
+    var results: [BatchResult]
+}
+
+struct BatchResult: Encodable {
+    var id: String
+    var result: String
+    var cost_nanousd: Int64?
+    var error: ErrorJSON?
+}
+
+struct EstimateBody: Decodable {
+    var provider: String?
+    var model: String
+    var request: JSONValue?
+}
+
+struct EstimateAnswer: Encodable {
+    var model: String
+    var priced: Bool
+    var price_entry: String?
+    var exact: Bool
+    var input_tokens: Int64
+    var max_output_tokens: Int64
+    var min_cost_nanousd: Int64
+    var max_cost_nanousd: Int64
+}
+
+struct SnapshotAnswer: Encodable {
+    struct Cap: Encodable {
+        var name: String
+        var scope: [String: String]
+        var window: String
+        var action: String
+        var limit_nanousd: Int64?
+        var limit_tokens: Int64?
+        var warn_at: Double
+        var keys: [CapJSON]
+    }
+    var caps: [Cap]
+    var reservations_in_flight: Int
+}
+
+struct TotalsJSON: Encodable {
+    var calls: Int64
+    var input_tokens: Int64
+    var output_tokens: Int64
+    var cache_read_tokens: Int64
+    var cache_write_tokens: Int64
+    var reasoning_tokens: Int64
+    var cost_nanousd: Int64
+}
+
+struct SpendRowJSON: Encodable {
+    var key: String
+    var calls: Int64
+    var input_tokens: Int64
+    var output_tokens: Int64
+    var cache_read_tokens: Int64
+    var cache_write_tokens: Int64
+    var reasoning_tokens: Int64
+    var cost_nanousd: Int64
+    var share: Double
+}
+
+struct SpendAnswer: Encodable {
+    var by: String
+    var since: String
+    var since_ms: Int64
+    var total: TotalsJSON
+    var rows: [SpendRowJSON]
+}
+
+struct EventJSON: Encodable {
+    var request_id: String
+    var time_ms: Int64
+    var path: String
+    var provider: String
+    var model: String
+    var agent: String?
+    var app: String
+    var peer_pid: Int32?
+    var peer_uid: UInt32?
+    var peer_exe: String?
+    var peer_script: String?
+    var session: String?
+    var tags: [String: String]
+    var input_tokens: Int64
+    var output_tokens: Int64
+    var cache_read_tokens: Int64
+    var cache_write_tokens: Int64
+    var reasoning_tokens: Int64
+    var cost_nanousd: Int64
+    var reserved_nanousd: Int64
+    var priced: Bool
+    var status: Int?
+    var outcome: String
+    var duration_ms: Int64?
+    var reservation_id: String?
+}
+
+struct LedgerAnswer: Encodable {
+    var rows: [EventJSON]
+}
+
+struct HealthAnswer: Encodable {
+    struct Component: Encodable {
+        var ok: Bool
+        var latency_us: Int64
+        var error: String?
+    }
+    var status: String
+    var version: String
+    var pid: Int32
+    var uid: UInt32
+    var started_at_ms: Int64
+    var fail_mode: String
+    var socket: String
+    var socket_activated: Bool
+    var caps: Int
+    var components: [String: Component]
+}
+
+struct ReloadAnswer: Encodable {
+    var reloaded: [String]
+    var caps: Int
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SpendwallConfig
+import SpendwallCore
+import SpendwallLedger
+import SpendwallPolicy
+import SpendwallPricing
+import UnixSignals
+
+/// The daemon: loads configuration, opens the ledger, rebuilds the caps' windows from it, and
+/// runs the services under one `ServiceGroup` until SIGTERM or SIGINT.
+public enum Daemon {
+    /// Runs the daemon in the foreground. Throws ``ConfigError`` for a configuration file that
+    /// cannot be used, and ``SpendwallError`` when the socket or ledger cannot be set up.
+    public static func run(configuration: SpendwallConfiguration, logger: Logger) async throws {
+        umask(0o077)
+        let paths = configuration.paths
+        let caps = try CapsFile.load(paths: paths)
+        let labels = try LabelsFile.load(paths: paths)
+        let overrides = try PricingFile.load(paths: paths)
+        var builtin = try BuiltinPrices.table()
+        builtin.fallback = configuration.fallbackPrice
+
+        try FileManager.default.createDirectory(
+            atPath: paths.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let store: SQLiteLedger
+        do {
+            store = try SQLiteLedger.open(path: paths.ledgerPath)
+        } catch {
+            throw SpendwallError(.unavailable, "cannot open the ledger at \(paths.ledgerPath): \(error)")
+        }
+        let engine = PolicyEngine(
+            caps: caps, pricing: builtin.merging(overrides),
+            settings: PolicySettings(reservationTTLMS: configuration.reservationTTLMS))
+        await engine.seed(try await DaemonState.history(for: caps, store: store))
+        try await ReservationKeeper.restore(engine: engine, store: store, logger: logger)
+
+        let activated = Systemd.listenFDs().first.flatMap { Systemd.isUnixStreamListener($0) ? $0 : nil }
+        let state = DaemonState(
+            configuration: configuration, socketActivated: activated != nil, engine: engine, store: store,
+            builtinPrices: builtin, labels: labels, logger: logger)
+        let writer = LedgerWriter(store: store, logger: logger)
+        let api = SocketAPI(
+            engine: engine, writer: writer, estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
+            state: state, clock: SystemWallClock(), logger: logger)
+        let server = SocketServer(
+            socketPath: paths.socketPath, activatedFD: activated, api: api, state: state,
+            maxBodyBytes: configuration.maxBodyBytes, logger: logger
+        ) {
+            PIDFile.write(paths.pidFile)
+            Systemd.notify("READY=1\nSTATUS=serving on \(paths.socketPath), \(caps.count) caps")
+            logger.info("ready: pid \(getpid()), \(caps.count) caps, ledger \(paths.ledgerPath)")
+        }
+        var services: [any Service] = [writer, ReservationKeeper(engine: engine, writer: writer, logger: logger), server]
+        services.append(ReloadOnHangup(state: state))
+        if let interval = Systemd.watchdogInterval() {
+            services.append(WatchdogService(intervalMicroseconds: interval))
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        defer { PIDFile.remove(paths.pidFile) }
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// Reloads caps, labels and prices on SIGHUP; a bad file keeps the running configuration.
+struct ReloadOnHangup: Service {
+    let state: DaemonState
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do {
+                _ = try await state.reload()
+            } catch {
+                state.logger.error("reload failed, keeping the running configuration: \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,456 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import SpendwallConfig
+import SpendwallCore
+import SpendwallLedger
+import SpendwallPolicy
+import SpendwallPricing
+
+/// The socket API's routes. It decodes, validates and answers; deciding belongs to the
+/// ``PolicyEngine`` and storing to the ``LedgerWriter``, which know nothing of HTTP.
+struct SocketAPI: Sendable {
+    let engine: PolicyEngine
+    let writer: LedgerWriter
+    let estimator: RequestEstimator
+    let state: DaemonState
+    let clock: any WallClock
+    let logger: Logger
+
+    func handle(_ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+        switch (request.method, request.path) {
+        case (.POST, "/v1/check"): return await check(request, peer: peer)
+        case (.POST, "/v1/report"): return await report(request, peer: peer)
+        case (.POST, "/v1/reports"): return await reports(request, peer: peer)
+        case (.POST, "/v1/estimate"): return await estimate(request)
+        case (.GET, "/v1/policy/snapshot"): return await snapshot()
+        case (.GET, "/v1/spend"): return await spend(request)
+        case (.GET, "/v1/ledger"): return await ledger(request)
+        case (.GET, "/v1/health"): return await health()
+        case (.POST, "/v1/reload"): return await reload()
+        case (_, "/v1/check"), (_, "/v1/report"), (_, "/v1/reports"), (_, "/v1/estimate"), (_, "/v1/reload"):
+            return .error(SpendwallError(.methodNotAllowed, "\(request.path) takes POST"), status: .methodNotAllowed)
+        case (_, "/v1/policy/snapshot"), (_, "/v1/spend"), (_, "/v1/ledger"), (_, "/v1/health"):
+            return .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed)
+        default:
+            return .error(SpendwallError(.notFound, "no endpoint \(request.method) \(request.path); see docs/socket-api.md"), status: .notFound)
+        }
+    }
+
+    // MARK: check
+
+    func check(_ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+        let body: CheckBody
+        switch decode(CheckBody.self, request) {
+        case .success(let value): body = value
+        case .failure(let failure): return failure.response
+        }
+        guard let provider = Provider(rawValue: body.provider) else {
+            return .badRequest("provider must be \"openai\" or \"anthropic\", not \"\(body.provider)\"")
+        }
+        guard !body.model.isEmpty else { return .badRequest("model must not be empty") }
+        let strict: Bool
+        switch body.mode ?? "default" {
+        case "default": strict = false
+        case "strict": strict = true
+        default: return .badRequest("mode must be \"default\" or \"strict\", not \"\(body.mode ?? "")\"")
+        }
+        guard let path = SpendPath(rawValue: body.path ?? "sdk") else {
+            return .badRequest("path must be \"sdk\", \"proxy\" or \"session\", not \"\(body.path ?? "")\"")
+        }
+        let call = CallAttributes(
+            provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
+            session: body.session.nonEmpty, tags: body.tags ?? [:])
+        let estimate = estimator.estimate(body.request)
+        switch await engine.check(call, estimate: estimate, peer: peer, path: path, strict: strict) {
+        case .allow(let reservation):
+            return .json(
+                CheckAnswer(
+                    decision: "allow", reservation_id: reservation.id, reserved_nanousd: reservation.reservedNanoUSD,
+                    priced: reservation.priced, expires_at_ms: reservation.expiresAtMS))
+        case .block(let status, let reason):
+            let cap = CapJSON(status)
+            let now = clock.nowMS()
+            writer.submit(
+                SpendEvent(
+                    requestID: "b_" + UUID().uuidString.lowercased(), timeMS: now, path: path, provider: provider,
+                    model: body.model, agent: call.agent, app: peer.app, peerPID: peer.pid, peerUID: peer.uid,
+                    peerExe: peer.exe, peerScript: peer.script, session: call.session, tags: call.tags,
+                    priced: true, outcome: .blocked))
+            return .json(
+                CheckAnswer(
+                    decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
+                    reason: reason, cap: cap, remaining_nanousd: status.remainingNanoUSD,
+                    error: ErrorJSON(code: SpendwallError.Code.capExceeded.rawValue, message: reason, cap: cap)))
+        }
+    }
+
+    // MARK: report
+
+    func report(_ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+        let body: ReportBody
+        switch decode(ReportBody.self, request) {
+        case .success(let value): body = value
+        case .failure(let failure): return failure.response
+        }
+        guard let outcome = Self.reportOutcome(body.outcome) else {
+            return .badRequest("outcome must be one of ok, error, partial, disconnected, killed; not \"\(body.outcome ?? "")\"")
+        }
+        if let problem = Self.validate(status: body.status, durationMS: body.duration_ms) { return .badRequest(problem) }
+        let usage = body.usage ?? Usage()
+        guard let settlement = await engine.settle(body.reservation_id, usage: usage) else {
+            return await alreadySettled(body.reservation_id)
+        }
+        let r = settlement.reservation
+        let event = SpendEvent(
+            requestID: r.id, timeMS: settlement.settledAtMS, path: r.path, provider: r.attributes.provider,
+            model: r.attributes.model, agent: r.attributes.agent, app: r.peer.app, peerPID: r.peer.pid,
+            peerUID: r.peer.uid, peerExe: r.peer.exe, peerScript: r.peer.script, session: r.attributes.session,
+            tags: r.attributes.tags, usage: usage, costNanoUSD: settlement.costNanoUSD,
+            reservedNanoUSD: r.reservedNanoUSD, priced: r.priced, status: body.status, outcome: outcome,
+            durationMS: body.duration_ms, reservationID: r.id)
+        do {
+            _ = try await writer.append(event)
+        } catch {
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+        return .json(ReportAnswer(request_id: r.id, cost_nanousd: settlement.costNanoUSD, priced: r.priced, duplicate: false))
+    }
+
+    /// A report for a reservation that is not live: a repeat of one already recorded, or unknown.
+    private func alreadySettled(_ id: String) async -> APIResponse {
+        do {
+            if let existing = try await writer.store.event(requestID: id) {
+                return .json(ReportAnswer(request_id: id, cost_nanousd: existing.costNanoUSD, priced: existing.priced, duplicate: true))
+            }
+        } catch {
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+        return .error(
+            SpendwallError(.unknownReservation, "no reservation \(id): it was never issued by this daemon, or it expired and was already charged; send it to /v1/reports with its provider and model instead"),
+            status: .notFound)
+    }
+
+    static func reportOutcome(_ text: String?) -> Outcome? {
+        guard let outcome = Outcome(rawValue: text ?? "ok") else { return nil }
+        return [.ok, .error, .partial, .disconnected, .killed].contains(outcome) ? outcome : nil
+    }
+
+    static func validate(status: Int?, durationMS: Int64?) -> String? {
+        if let status, !(100...599).contains(status) { return "status must be an HTTP status from 100 to 599" }
+        if let durationMS, durationMS < 0 { return "duration_ms must not be negative" }
+        return nil
+    }
+
+    // MARK: reports (batch)
+
+    func reports(_ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+        let body: BatchBody
+        switch decode(BatchBody.self, request) {
+        case .success(let value): body = value
+        case .failure(let failure): return failure.response
+        }
+        guard body.reports.count <= 1000 else { return .badRequest("at most 1,000 reports per batch; got \(body.reports.count)") }
+        var results = [BatchResult?](repeating: nil, count: body.reports.count)
+        var unreserved: [(index: Int, event: SpendEvent)] = []
+        var seen: Set<String> = []
+        for (index, item) in body.reports.enumerated() {
+            let requestID = item.reservation_id.nonEmpty ?? item.id
+            guard !item.id.isEmpty, seen.insert(requestID).inserted else {
+                results[index] = BatchResult(id: item.id, result: "rejected", error: ErrorJSON(code: "bad_request", message: item.id.isEmpty ? "id must not be empty" : "the same report appears twice in this batch"))
+                continue
+            }
+            switch await prepare(item, peer: peer) {
+            case .settled(let event):
+                do {
+                    _ = try await writer.append(event)
+                    results[index] = BatchResult(id: item.id, result: "recorded", cost_nanousd: event.costNanoUSD)
+                } catch {
+                    return .error(Self.spendwallError(error), status: .serviceUnavailable)
+                }
+            case .unreserved(let event): unreserved.append((index, event))
+            case .rejected(let message):
+                results[index] = BatchResult(id: item.id, result: "rejected", error: ErrorJSON(code: "bad_request", message: message))
+            }
+        }
+        do {
+            let appended = try await appendAll(unreserved.map(\.event))
+            for ((index, event), outcome) in zip(unreserved, appended) {
+                let tokens = event.usage.totalTokens
+                switch outcome {
+                case .inserted:
+                    await engine.record(event.attributes, costNanoUSD: event.costNanoUSD, tokens: tokens, atMS: event.timeMS)
+                    results[index] = BatchResult(id: body.reports[index].id, result: "recorded", cost_nanousd: event.costNanoUSD)
+                case .replacedUnreported(let previous):
+                    await engine.record(event.attributes, costNanoUSD: event.costNanoUSD - previous, tokens: 0, atMS: event.timeMS)
+                    results[index] = BatchResult(id: body.reports[index].id, result: "recorded", cost_nanousd: event.costNanoUSD)
+                case .duplicate(let cost):
+                    results[index] = BatchResult(id: body.reports[index].id, result: "duplicate", cost_nanousd: cost)
+                }
+            }
+        } catch {
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+        return .json(BatchAnswer(results: results.map { $0! }))
+    }
+
+    private enum Prepared {
+        case settled(SpendEvent)
+        case unreserved(SpendEvent)
+        case rejected(String)
+    }
+
+    private func prepare(_ item: BatchItem, peer: PeerIdentity) async -> Prepared {
+        guard let outcome = Self.reportOutcome(item.outcome) else {
+            return .rejected("outcome must be one of ok, error, partial, disconnected, killed")
+        }
+        if let problem = Self.validate(status: item.status, durationMS: item.duration_ms) { return .rejected(problem) }
+        let usage = item.usage ?? Usage()
+        if let reservationID = item.reservation_id.nonEmpty, let settlement = await engine.settle(reservationID, usage: usage) {
+            let r = settlement.reservation
+            return .settled(
+                SpendEvent(
+                    requestID: r.id, timeMS: settlement.settledAtMS, path: r.path, provider: r.attributes.provider,
+                    model: r.attributes.model, agent: r.attributes.agent, app: r.peer.app, peerPID: r.peer.pid,
+                    peerUID: r.peer.uid, peerExe: r.peer.exe, peerScript: r.peer.script, session: r.attributes.session,
+                    tags: r.attributes.tags, usage: usage, costNanoUSD: settlement.costNanoUSD,
+                    reservedNanoUSD: r.reservedNanoUSD, priced: r.priced, status: item.status, outcome: outcome,
+                    durationMS: item.duration_ms, reservationID: r.id))
+        }
+        guard let providerName = item.provider, let provider = Provider(rawValue: providerName) else {
+            return .rejected("a report without a live reservation needs provider \"openai\" or \"anthropic\"")
+        }
+        guard let model = item.model.nonEmpty else { return .rejected("a report without a live reservation needs a model") }
+        guard let path = SpendPath(rawValue: item.path ?? "sdk") else { return .rejected("path must be sdk, proxy or session") }
+        let now = clock.nowMS()
+        if let time = item.time_ms, time <= 0 || time > now + 86_400_000 {
+            return .rejected("time_ms must be a Unix time in milliseconds, not in the future")
+        }
+        let resolution = await engine.price(model)
+        return .unreserved(
+            SpendEvent(
+                requestID: item.reservation_id.nonEmpty ?? item.id, timeMS: min(item.time_ms ?? now, now), path: path,
+                provider: provider, model: model, agent: item.agent.nonEmpty, app: peer.app, peerPID: peer.pid,
+                peerUID: peer.uid, peerExe: peer.exe, peerScript: peer.script, session: item.session.nonEmpty,
+                tags: item.tags ?? [:], usage: usage, costNanoUSD: resolution.price.cost(of: usage),
+                priced: resolution.priced, status: item.status, outcome: outcome, durationMS: item.duration_ms,
+                reservationID: item.reservation_id.nonEmpty))
+    }
+
+    private func appendAll(_ events: [SpendEvent]) async throws -> [AppendResult] {
+        try await withThrowingTaskGroup(of: (Int, AppendResult).self) { group in
+            for (index, event) in events.enumerated() {
+                group.addTask { (index, try await writer.append(event)) }
+            }
+            var results = [AppendResult](repeating: .inserted, count: events.count)
+            for try await (index, result) in group { results[index] = result }
+            return results
+        }
+    }
+
+    // MARK: reads
+
+    func estimate(_ request: APIRequest) async -> APIResponse {
+        let body: EstimateBody
+        switch decode(EstimateBody.self, request) {
+        case .success(let value): body = value
+        case .failure(let failure): return failure.response
+        }
+        if let provider = body.provider, Provider(rawValue: provider) == nil {
+            return .badRequest("provider must be \"openai\" or \"anthropic\", not \"\(provider)\"")
+        }
+        guard !body.model.isEmpty else { return .badRequest("model must not be empty") }
+        let estimate = estimator.estimate(body.request)
+        let resolution = await engine.price(body.model)
+        return .json(
+            EstimateAnswer(
+                model: body.model, priced: resolution.priced, price_entry: resolution.entry, exact: estimate.exact,
+                input_tokens: estimate.inputTokens, max_output_tokens: estimate.maxOutputTokens,
+                min_cost_nanousd: estimate.minimumCost(resolution.price),
+                max_cost_nanousd: estimate.worstCaseCost(resolution.price)))
+    }
+
+    func snapshot() async -> APIResponse {
+        let snapshot = await engine.snapshot()
+        return .json(
+            SnapshotAnswer(
+                caps: snapshot.caps.map { entry in
+                    SnapshotAnswer.Cap(
+                        name: entry.cap.name, scope: entry.cap.scope.dictionary, window: entry.cap.window.description,
+                        action: entry.cap.action.rawValue, limit_nanousd: entry.cap.limitNanoUSD,
+                        limit_tokens: entry.cap.limitTokens, warn_at: entry.cap.warnAt, keys: entry.keys.map(CapJSON.init))
+                },
+                reservations_in_flight: snapshot.reservationsInFlight))
+    }
+
+    func spend(_ request: APIRequest) async -> APIResponse {
+        let byText = request.query["by"] ?? "app"
+        guard let grouping = SpendGrouping(rawValue: byText) else {
+            return .badRequest("by must be one of \(SpendGrouping.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(byText)\"")
+        }
+        let sinceText = request.query["since"] ?? "1d"
+        guard let span = Duration.milliseconds(parsing: sinceText) else {
+            return .badRequest("since must be a duration like 1h, 1d, 7d or 30d, not \"\(sinceText)\"")
+        }
+        let since = clock.nowMS() - span
+        do {
+            let summary = try await writer.store.spend(by: grouping, sinceMS: since)
+            let total = summary.total
+            return .json(
+                SpendAnswer(
+                    by: grouping.rawValue, since: sinceText, since_ms: since, total: Self.totals(total),
+                    rows: summary.rows.map { row in
+                        let t = row.totals
+                        let share = total.costNanoUSD > 0 ? Double(t.costNanoUSD) / Double(total.costNanoUSD) : 0
+                        return SpendRowJSON(
+                            key: row.key, calls: t.calls, input_tokens: t.usage.inputTokens,
+                            output_tokens: t.usage.outputTokens, cache_read_tokens: t.usage.cacheReadTokens,
+                            cache_write_tokens: t.usage.cacheWriteTokens, reasoning_tokens: t.usage.reasoningTokens,
+                            cost_nanousd: t.costNanoUSD, share: (share * 10_000).rounded() / 10_000)
+                    }))
+        } catch {
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+    }
+
+    static func totals(_ t: SpendTotals) -> TotalsJSON {
+        TotalsJSON(
+            calls: t.calls, input_tokens: t.usage.inputTokens, output_tokens: t.usage.outputTokens,
+            cache_read_tokens: t.usage.cacheReadTokens, cache_write_tokens: t.usage.cacheWriteTokens,
+            reasoning_tokens: t.usage.reasoningTokens, cost_nanousd: t.costNanoUSD)
+    }
+
+    func ledger(_ request: APIRequest) async -> APIResponse {
+        let limitText = request.query["limit"] ?? "100"
+        guard let limit = Int(limitText), (1...1000).contains(limit) else {
+            return .badRequest("limit must be a whole number from 1 to 1000, not \"\(limitText)\"")
+        }
+        var since: Int64 = 0
+        if let sinceText = request.query["since"] {
+            guard let span = Duration.milliseconds(parsing: sinceText) else {
+                return .badRequest("since must be a duration like 1h, 1d, 7d or 30d, not \"\(sinceText)\"")
+            }
+            since = clock.nowMS() - span
+        }
+        do {
+            let rows = try await writer.store.recent(limit: limit, sinceMS: since)
+            return .json(LedgerAnswer(rows: rows.map(Self.eventJSON)))
+        } catch {
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+    }
+
+    static func eventJSON(_ e: SpendEvent) -> EventJSON {
+        EventJSON(
+            request_id: e.requestID, time_ms: e.timeMS, path: e.path.rawValue, provider: e.provider.rawValue,
+            model: e.model, agent: e.agent, app: e.app, peer_pid: e.peerPID, peer_uid: e.peerUID, peer_exe: e.peerExe,
+            peer_script: e.peerScript, session: e.session, tags: e.tags, input_tokens: e.usage.inputTokens,
+            output_tokens: e.usage.outputTokens, cache_read_tokens: e.usage.cacheReadTokens,
+            cache_write_tokens: e.usage.cacheWriteTokens, reasoning_tokens: e.usage.reasoningTokens,
+            cost_nanousd: e.costNanoUSD, reserved_nanousd: e.reservedNanoUSD, priced: e.priced, status: e.status,
+            outcome: e.outcome.rawValue, duration_ms: e.durationMS, reservation_id: e.reservationID)
+    }
+
+    func health() async -> APIResponse {
+        let clockStart = ContinuousClock.now
+        let capCount = await engine.snapshot().caps.count
+        let engineLatency = ContinuousClock.now - clockStart
+        let ledgerStart = ContinuousClock.now
+        var ledgerError: String?
+        do { try await writer.store.ping() } catch { ledgerError = "\(error)" }
+        let ledgerLatency = ContinuousClock.now - ledgerStart
+        return .json(
+            HealthAnswer(
+                status: ledgerError == nil ? "ok" : "degraded", version: DaemonState.version, pid: getpid(), uid: getuid(),
+                started_at_ms: state.startedAtMS, fail_mode: state.failMode, socket: state.socketPath,
+                socket_activated: state.socketActivated, caps: capCount,
+                components: [
+                    "engine": .init(ok: true, latency_us: engineLatency.microseconds),
+                    "ledger": .init(ok: ledgerError == nil, latency_us: ledgerLatency.microseconds, error: ledgerError),
+                ]))
+    }
+
+    func reload() async -> APIResponse {
+        do {
+            let caps = try await state.reload()
+            return .json(ReloadAnswer(reloaded: ["caps.toml", "labels.toml", "pricing.toml"], caps: caps))
+        } catch let error as ConfigError {
+            let body = ErrorBody(error: ErrorJSON(code: SpendwallError.Code.config.rawValue, message: error.description, file: error.file, line: error.line))
+            return .json(body, status: .badRequest)
+        } catch {
+            return .error(Self.spendwallError(error), status: .internalServerError)
+        }
+    }
+
+    // MARK: decoding
+
+    private func decode<T: Decodable>(_ type: T.Type, _ request: APIRequest) -> Result<T, APIResponseError> {
+        guard request.body.readableBytes > 0 else {
+            return .failure(APIResponseError(.badRequest("the request body is empty; send a JSON object")))
+        }
+        do {
+            return .success(try JSONDecoder().decode(T.self, from: request.body))
+        } catch let error as DecodingError {
+            return .failure(APIResponseError(.badRequest(Self.describe(error))))
+        } catch {
+            return .failure(APIResponseError(.badRequest("the body is not valid JSON: \(error)")))
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let p = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return p.isEmpty ? "the body" : "field \(p.replacingOccurrences(of: ".[", with: "["))"
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context)) has the wrong type (expected \(Self.typeName(type)))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context)) is null (expected \(Self.typeName(type)))"
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "missing required field \(key.stringValue)" + (parent == "the body" ? "" : " in \(parent)")
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "the body is not valid JSON" }
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default:
+            return "the body could not be decoded"
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int64.Type, is Int.Type: return "a whole number"
+        case is Bool.Type: return "true or false"
+        case is Double.Type: return "a number"
+        default: return type is [Any].Type ? "an array" : "an object"
+        }
+    }
+
+    static func spendwallError(_ error: any Error) -> SpendwallError {
+        (error as? SpendwallError) ?? SpendwallError(.unavailable, "the ledger failed: \(error)")
+    }
+}
+
+/// An error response carried through `Result`.
+struct APIResponseError: Error {
+    let response: APIResponse
+    init(_ response: APIResponse) { self.response = response }
+}
+
+extension Swift.Duration {
+    var microseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+    }
+}
+
+extension Optional where Wrapped == String {
+    var nonEmpty: String? {
+        guard let self, !self.isEmpty else { return nil }
+        return self
+    }
+}

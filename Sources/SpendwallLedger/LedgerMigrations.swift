@@ -1,0 +1,47 @@
+import GRDB
+
+/// The ledger schema, as numbered migrations. Never edit a shipped migration: add the next one.
+enum LedgerMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("1-spend-events") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE spend_events (
+                        id INTEGER PRIMARY KEY,
+                        request_id TEXT NOT NULL UNIQUE,
+                        time_ms INTEGER NOT NULL,
+                        path TEXT NOT NULL,
+                        provider TEXT NOT NULL,
+                        model TEXT NOT NULL,
+                        agent TEXT,
+                        app TEXT NOT NULL,
+                        peer_pid INTEGER,
+                        peer_uid INTEGER,
+                        peer_exe TEXT,
+                        peer_script TEXT,
+                        session TEXT,
+                        tags TEXT NOT NULL DEFAULT '{}',
+                        input_tokens INTEGER NOT NULL DEFAULT 0,
+                        output_tokens INTEGER NOT NULL DEFAULT 0,
+                        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+                        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+                        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+                        cost_nanousd INTEGER NOT NULL,
+                        reserved_nanousd INTEGER NOT NULL DEFAULT 0,
+                        priced INTEGER NOT NULL,
+                        status INTEGER,
+                        outcome TEXT NOT NULL,
+                        duration_ms INTEGER,
+                        reservation_id TEXT
+                    );
+                    CREATE INDEX spend_events_time ON spend_events(time_ms);
+                    CREATE TABLE pending_reservations (
+                        id TEXT PRIMARY KEY,
+                        body TEXT NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,22 @@
+import SpendwallCore
+
+/// Where spend is stored. The daemon talks to this protocol, so another store (team mode's
+/// PostgreSQL shipping) can sit beside or behind the SQLite one.
+public protocol LedgerStore: Sendable {
+    /// Appends events in one transaction, idempotent by request id.
+    func append(_ events: [SpendEvent]) async throws -> [AppendResult]
+    /// The row for a request id, if any.
+    func event(requestID: String) async throws -> SpendEvent?
+    /// Totals grouped by `grouping` for rows at or after `sinceMS`.
+    func spend(by grouping: SpendGrouping, sinceMS: Int64) async throws -> SpendSummary
+    /// The newest rows, newest first.
+    func recent(limit: Int, sinceMS: Int64) async throws -> [SpendEvent]
+    /// Spend since `sinceMS`, aggregated in 10-second buckets, for rebuilding windows.
+    func windowSpend(sinceMS: Int64) async throws -> [WindowSpend]
+    /// Saves the JSON of reservations in flight at a clean stop, replacing any saved before.
+    func savePendingReservations(_ bodies: [String: String]) async throws
+    /// Loads and clears the saved reservations.
+    func takePendingReservations() async throws -> [String: String]
+    /// A cheap read that proves the store answers.
+    func ping() async throws
+}

@@ -1,0 +1,164 @@
+import Foundation
+import GRDB
+import SpendwallCore
+
+/// The ledger in SQLite (WAL), through GRDB. Takes any `DatabaseWriter`, so tests can pass an
+/// in-memory `DatabaseQueue()`.
+public struct SQLiteLedger: LedgerStore {
+    public let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the ledger file in WAL mode and migrates it.
+    public static func open(path: String) throws -> SQLiteLedger {
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        return try SQLiteLedger(writer: DatabasePool(path: path, configuration: config))
+    }
+
+    public init(writer: any DatabaseWriter) throws {
+        self.writer = writer
+        try LedgerMigrations.migrator.migrate(writer)
+    }
+
+    public func append(_ events: [SpendEvent]) async throws -> [AppendResult] {
+        try await writer.write { db in try events.map { try Self.append($0, in: db) } }
+    }
+
+    static func append(_ event: SpendEvent, in db: Database) throws -> AppendResult {
+        let values = EventColumns.values(of: event)
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO spend_events (\(EventColumns.list)) VALUES (\(EventColumns.placeholders))",
+            arguments: StatementArguments(values))
+        if db.changesCount > 0 { return .inserted }
+        let existing = try Row.fetchOne(
+            db, sql: "SELECT outcome, cost_nanousd FROM spend_events WHERE request_id = ?",
+            arguments: [event.requestID])
+        let outcome: String = existing?["outcome"] ?? ""
+        let cost: Int64 = existing?["cost_nanousd"] ?? 0
+        guard outcome == Outcome.unreported.rawValue, event.outcome != .unreported else {
+            return .duplicate(existingCostNanoUSD: cost)
+        }
+        try db.execute(sql: "DELETE FROM spend_events WHERE request_id = ?", arguments: [event.requestID])
+        try db.execute(
+            sql: "INSERT INTO spend_events (\(EventColumns.list)) VALUES (\(EventColumns.placeholders))",
+            arguments: StatementArguments(values))
+        return .replacedUnreported(previousCostNanoUSD: cost)
+    }
+
+    public func event(requestID: String) async throws -> SpendEvent? {
+        try await writer.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM spend_events WHERE request_id = ?", arguments: [requestID]
+            ).map(EventColumns.event(from:))
+        }
+    }
+
+    public func recent(limit: Int, sinceMS: Int64) async throws -> [SpendEvent] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM spend_events WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?",
+                arguments: [sinceMS, limit]
+            ).map(EventColumns.event(from:))
+        }
+    }
+
+    public func spend(by grouping: SpendGrouping, sinceMS: Int64) async throws -> SpendSummary {
+        let sums = """
+            COUNT(*) AS calls, SUM(input_tokens) AS i, SUM(output_tokens) AS o,
+            SUM(cache_read_tokens) AS cr, SUM(cache_write_tokens) AS cw,
+            SUM(reasoning_tokens) AS r, SUM(cost_nanousd) AS cost
+            """
+        let keyed: String
+        switch grouping {
+        case .tag:
+            keyed = """
+                SELECT t.key || '=' || t.value AS k, \(sums)
+                FROM spend_events, json_each(spend_events.tags) AS t
+                WHERE time_ms >= ? GROUP BY k ORDER BY cost DESC, calls DESC
+                """
+        default:
+            keyed = """
+                SELECT \(Self.groupExpression(grouping)) AS k, \(sums)
+                FROM spend_events WHERE time_ms >= ? GROUP BY k ORDER BY cost DESC, calls DESC
+                """
+        }
+        return try await writer.read { db in
+            let rows = try Row.fetchAll(db, sql: keyed, arguments: [sinceMS]).map { row in
+                (key: (row["k"] as String?) ?? "(none)", totals: Self.totals(row))
+            }
+            let totalRow = try Row.fetchOne(
+                db, sql: "SELECT \(sums) FROM spend_events WHERE time_ms >= ?", arguments: [sinceMS])
+            return SpendSummary(total: totalRow.map(Self.totals) ?? SpendTotals(), rows: rows)
+        }
+    }
+
+    static func groupExpression(_ grouping: SpendGrouping) -> String {
+        switch grouping {
+        case .app: return "app"
+        case .agent: return "COALESCE(agent, '(none)')"
+        case .model: return "model"
+        case .session: return "COALESCE(session, '(none)')"
+        case .provider: return "provider"
+        case .outcome: return "outcome"
+        case .day: return "date(time_ms / 1000, 'unixepoch', 'localtime')"
+        case .tag: return "tags"
+        }
+    }
+
+    static func totals(_ row: Row) -> SpendTotals {
+        SpendTotals(
+            calls: row["calls"] ?? 0,
+            usage: Usage(
+                inputTokens: row["i"] ?? 0, outputTokens: row["o"] ?? 0, cacheReadTokens: row["cr"] ?? 0,
+                cacheWriteTokens: row["cw"] ?? 0, reasoningTokens: row["r"] ?? 0),
+            costNanoUSD: row["cost"] ?? 0)
+    }
+
+    public func windowSpend(sinceMS: Int64) async throws -> [WindowSpend] {
+        try await writer.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT (time_ms / 10000) * 10000 + 9999 AS t, provider, model, agent, app, session, tags,
+                           SUM(cost_nanousd) AS cost,
+                           SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) AS tokens
+                    FROM spend_events WHERE time_ms >= ? AND outcome != 'blocked'
+                    GROUP BY t, provider, model, agent, app, session, tags
+                    """,
+                arguments: [sinceMS])
+            return rows.compactMap { row in
+                guard let provider = Provider(rawValue: row["provider"] ?? "") else { return nil }
+                let call = CallAttributes(
+                    provider: provider, model: row["model"] ?? "", agent: row["agent"], app: row["app"] ?? "unknown",
+                    session: row["session"], tags: EventColumns.decodeTags(row["tags"]))
+                return WindowSpend(attributes: call, costNanoUSD: row["cost"] ?? 0, tokens: row["tokens"] ?? 0, timeMS: row["t"] ?? 0)
+            }
+        }
+    }
+
+    public func savePendingReservations(_ bodies: [String: String]) async throws {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM pending_reservations")
+            for (id, body) in bodies {
+                try db.execute(sql: "INSERT INTO pending_reservations (id, body) VALUES (?, ?)", arguments: [id, body])
+            }
+        }
+    }
+
+    public func takePendingReservations() async throws -> [String: String] {
+        try await writer.write { db in
+            var result: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, body FROM pending_reservations") {
+                result[row["id"]] = row["body"]
+            }
+            try db.execute(sql: "DELETE FROM pending_reservations")
+            return result
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pending_reservations") }
+    }
+}

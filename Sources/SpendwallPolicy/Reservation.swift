@@ -1,0 +1,59 @@
+import SpendwallCore
+import SpendwallPricing
+
+/// Budget set aside by an allowed check until its report settles it to the real cost.
+public struct Reservation: Sendable, Hashable {
+    public var id: String
+    public var attributes: CallAttributes
+    public var peer: PeerIdentity
+    public var path: SpendPath
+    public var strict: Bool
+    public var estimate: CallEstimate
+    public var price: ModelPrice
+    public var priced: Bool
+    public var reservedNanoUSD: NanoUSD
+    public var reservedTokens: Int64
+    public var createdAtMS: Int64
+    public var expiresAtMS: Int64
+    /// The cap budgets this reservation holds, by cap name and budget key.
+    public var holds: [CapHold]
+
+    public init(
+        id: String, attributes: CallAttributes, peer: PeerIdentity, path: SpendPath, strict: Bool,
+        estimate: CallEstimate, price: ModelPrice, priced: Bool, reservedNanoUSD: NanoUSD,
+        reservedTokens: Int64, createdAtMS: Int64, expiresAtMS: Int64, holds: [CapHold]
+    ) {
+        self.id = id
+        self.attributes = attributes
+        self.peer = peer
+        self.path = path
+        self.strict = strict
+        self.estimate = estimate
+        self.price = price
+        self.priced = priced
+        self.reservedNanoUSD = reservedNanoUSD
+        self.reservedTokens = reservedTokens
+        self.createdAtMS = createdAtMS
+        self.expiresAtMS = expiresAtMS
+        self.holds = holds
+    }
+}
+
+/// One cap budget a reservation draws on.
+public struct CapHold: Sendable, Hashable {
+    public var cap: String
+    public var key: String
+
+    public init(cap: String, key: String) {
+        self.cap = cap
+        self.key = key
+    }
+}
+
+/// A reservation settled to its real usage.
+public struct Settlement: Sendable {
+    public var reservation: Reservation
+    public var usage: Usage
+    public var costNanoUSD: NanoUSD
+    public var settledAtMS: Int64
+}

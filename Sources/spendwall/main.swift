@@ -1,0 +1,3 @@
+import SpendwallCommands
+
+await SpendwallCLI.runMain()
