@@ -23,6 +23,33 @@ enum SocketFile {
         unlink(path)
     }
 
+    /// The path a listening Unix socket is bound to (for sockets passed by systemd).
+    static func boundPath(of fd: Int32) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0 else { return nil }
+        let path = withUnsafeBytes(of: address.sun_path) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return path.isEmpty ? nil : path
+    }
+
+    /// Makes sure a socket passed in by socket activation is 0600 in a 0700 directory, as when
+    /// the daemon binds it itself (systemd's units set the same; this also covers other launchers).
+    static func tighten(_ path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        for (target, mode) in [(directory, mode_t(0o700)), (path, mode_t(0o600))] {
+            var info = stat()
+            guard stat(target, &info) == 0, info.st_uid == getuid() else { continue }
+            guard chmod(target, mode) == 0 else {
+                throw SpendwallError(.internalError, "cannot set mode \(String(mode, radix: 8)) on \(target): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
     /// True when something accepts connections on the socket.
     static func isAnswering(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

@@ -42,7 +42,8 @@ final class SocketServer: Service, Sendable {
         let server: NIOAsyncChannel<Connection, Never>
         if let fd = activatedFD {
             server = try await bootstrap.bind(fd) { self.makeConnection($0) }
-            logger.info("serving on \(socketPath) (socket activation)")
+            if let path = SocketFile.boundPath(of: fd) { try SocketFile.tighten(path) }
+            logger.info("serving on \(SocketFile.boundPath(of: fd) ?? socketPath) (socket activation)")
         } else {
             try SocketFile.prepare(socketPath)
             server = try await bootstrap.bind(unixDomainSocketPath: socketPath) { self.makeConnection($0) }

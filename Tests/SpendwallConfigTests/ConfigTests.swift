@@ -1,0 +1,148 @@
+import Testing
+
+@testable import SpendwallConfig
+@testable import SpendwallCore
+
+@Suite struct CapsFileTests {
+    @Test func parsesEveryScopeAndWindow() throws {
+        let caps = try CapsFile.parse(
+            """
+            [[cap]]
+            name = "reviewer-daily"
+            scope = { agent = "code-reviewer" }
+            window = "1d"
+            limit_usd = 10.0
+            action = "block"
+            warn_at = 0.8
+
+            [[cap]]
+            name = "acme"
+            scope = { tag = { customer = "acme" } }
+            window = "month"
+            limit_usd = 250
+            limit_tokens = 1000000
+            action = "alert"
+
+            [[cap]]
+            name = "sessions"
+            scope = { session = "*" }
+            window = "1h"
+            limit_tokens = 50000
+
+            [[cap]]
+            name = "all"
+            scope = { global = true }
+            window = "week"
+            limit_usd = 0.5
+            """)
+        #expect(caps.count == 4)
+        #expect(caps[0].scope == .agent(.exact("code-reviewer")))
+        #expect(caps[0].limitNanoUSD == 10_000_000_000)
+        #expect(caps[1].scope == .tag(key: "customer", value: .exact("acme")))
+        #expect(caps[1].window == .calendar(.month))
+        #expect(caps[1].limitNanoUSD == 250_000_000_000)
+        #expect(caps[1].action == .alert)
+        #expect(caps[2].scope == .session(.each))
+        #expect(caps[2].limitNanoUSD == nil)
+        #expect(caps[3].scope == .global)
+        #expect(caps[3].action == .block)
+    }
+
+    @Test func syntaxErrorsNameTheFileAndLine() {
+        do {
+            _ = try CapsFile.parse("[[cap]]\nname = \"x\"\nwindow = 1d\n")
+            Issue.record("should fail")
+        } catch {
+            #expect(error.file == "caps.toml")
+            #expect(error.line == 3)
+            #expect(error.description.hasPrefix("caps.toml:3:"))
+        }
+    }
+
+    @Test(arguments: [
+        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"fortnight\"\nlimit_usd = 1\n", 4, "window"),
+        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\n", 1, "limit_usd"),
+        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = -3\n", 5, "non-negative"),
+        ("[[cap]]\nname = \"a\"\nscope = { nobody = \"x\" }\nwindow = \"1d\"\nlimit_usd = 1\n", 3, "scope"),
+        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\nlimt = 2\n", 6, "unknown key limt"),
+        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\naction = \"approve\"\n", 6, "approve"),
+        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n\n[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n", 8, "two caps"),
+    ])
+    func invalidCapsNameTheLine(text: String, line: Int, fragment: String) {
+        do {
+            _ = try CapsFile.parse(text)
+            Issue.record("should fail: \(text)")
+        } catch {
+            #expect(error.line == line, "\(error)")
+            #expect(error.message.contains(fragment), "\(error)")
+        }
+    }
+}
+
+@Suite struct ConfigurationTests {
+    let paths = SpendwallPaths(configDirectory: "/c", dataDirectory: "/d", socketPath: "/s/x.sock")
+
+    @Test func defaultsAreComplete() {
+        let config = SpendwallConfiguration(paths: paths)
+        #expect(config.failMode == .open)
+        #expect(config.defaultMaxTokens == 4096)
+        #expect(config.proxyListen == "127.0.0.1:8787")
+    }
+
+    @Test func spendwallTomlApplies() throws {
+        var config = SpendwallConfiguration(paths: paths)
+        try config.apply(
+            TOMLSource(
+                file: "spendwall.toml",
+                text: "[policy]\nfail_mode = \"closed\"\nreservation_ttl = \"2m\"\n[pricing]\nfallback_input_usd = 1\n"))
+        #expect(config.failMode == .closed)
+        #expect(config.reservationTTLMS == 120_000)
+        #expect(config.fallbackPrice.inputPerMillion == 1_000_000_000)
+    }
+
+    @Test func badSettingsAreRefusedWithTheLine() throws {
+        var config = SpendwallConfiguration(paths: paths)
+        #expect(throws: ConfigError.self) {
+            try config.apply(TOMLSource(file: "spendwall.toml", text: "[policy]\nfail_mode = \"sideways\"\n"))
+        }
+        do {
+            try config.apply(TOMLSource(file: "spendwall.toml", text: "[policy]\n\nfail_mode = \"sideways\"\n"))
+        } catch {
+            #expect(error.line == 3)
+        }
+    }
+
+    @Test func pathsFollowTheEnvironment() {
+        let env = ["HOME": "/home/u", "XDG_RUNTIME_DIR": "/run/user/1000"]
+        let resolved = SpendwallPaths.resolve(environment: env)
+        #expect(resolved.configDirectory == "/home/u/.config/spendwall")
+        #expect(resolved.dataDirectory == "/home/u/.local/share/spendwall")
+        #expect(resolved.socketPath == "/run/user/1000/spendwall/spendwall.sock")
+        let overridden = SpendwallPaths.resolve(environment: env.merging(["SPENDWALL_SOCKET": "/tmp/x.sock", "SPENDWALL_CONFIG_DIR": "/etc/sw"]) { $1 })
+        #expect(overridden.socketPath == "/tmp/x.sock")
+        #expect(overridden.configDirectory == "/etc/sw")
+        #expect(SpendwallPaths.resolve(environment: ["HOME": "/h"]).socketPath.hasPrefix("/tmp/spendwall-"))
+    }
+
+    @Test func labelsAndPricingParse() throws {
+        let labels = try LabelsFile.parse("[[label]]\nexe = \"*/python3*\"\nscript = \"*/reviewer.py\"\napp = \"reviewer\"\n")
+        #expect(labels == [LabelRule(exe: "*/python3*", script: "*/reviewer.py", app: "reviewer")])
+        let prices = try PricingFile.parse("[models.\"my-model\"]\ninput = 3.0\noutput = 12\ncache_read = 0.3\n")
+        #expect(prices["my-model"]?.outputPerMillion == 12_000_000_000)
+        #expect(prices["my-model"]?.cacheWritePerMillion == 3_000_000_000)
+        #expect(throws: ConfigError.self) { try PricingFile.parse("[models.x]\ninput = 1\n") }
+    }
+
+    @Test func defaultFilesParse() throws {
+        for (name, text) in DefaultConfigFiles.contents {
+            switch name {
+            case "caps.toml": #expect(try CapsFile.parse(text).isEmpty)
+            case "labels.toml": #expect(try LabelsFile.parse(text) == LabelsFile.defaults)
+            case "pricing.toml": #expect(try PricingFile.parse(text).isEmpty)
+            default:
+                var config = SpendwallConfiguration(paths: paths)
+                try config.apply(TOMLSource(file: name, text: text))
+            }
+        }
+    }
+}
