@@ -39,10 +39,14 @@ struct CapsCommand: AsyncParsableCommand {
             if json { return CommandContext.printJSON(response.body) }
             let answer = try response.decode(Answer.self)
             guard !answer.caps.isEmpty else {
-                print("No caps. Add [[cap]] entries to \(CommandContext.paths.configFile("caps.toml")), then run `spendwall reload`.")
+                print(
+                    "No caps. Add [[cap]] entries to \(CommandContext.paths.configFile("caps.toml")), then run `spendwall reload`."
+                )
                 return
             }
-            var table = TextTable(header: ["CAP", "SCOPE", "WINDOW", "ACTION", "SPENT", "RESERVED", "LIMIT", "REMAINING", "USED"])
+            var table = TextTable(header: [
+                "CAP", "SCOPE", "WINDOW", "ACTION", "SPENT", "RESERVED", "LIMIT", "REMAINING", "USED",
+            ])
             table.rightAligned = [4, 5, 6, 7, 8]
             for cap in answer.caps {
                 for key in cap.keys {
@@ -53,7 +57,8 @@ struct CapsCommand: AsyncParsableCommand {
                         cap.name, scope, cap.window, cap.action,
                         money ? Money.format(key.spent_nanousd) : Format.count(key.spent_tokens) + " tok",
                         money ? Money.format(key.reserved_nanousd) : Format.count(key.reserved_tokens) + " tok",
-                        key.limit_nanousd.map(Money.format) ?? key.limit_tokens.map { Format.count($0) + " tok" } ?? "-",
+                        key.limit_nanousd.map(Money.format) ?? key.limit_tokens.map { Format.count($0) + " tok" }
+                            ?? "-",
                         key.remaining_nanousd.map(Money.format) ?? "-",
                         Format.percent(key.used),
                     ])

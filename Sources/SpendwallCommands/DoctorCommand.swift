@@ -13,9 +13,13 @@ struct DoctorCommand: AsyncParsableCommand {
         var lines = ["# Spendwall doctor", ""]
 
         lines.append("## Daemon")
-        if let health = try? await CommandContext.client.get("/v1/health"), health.status == 200, let json = health.json {
-            lines.append("- running: pid \(json["pid"] ?? "?"), version \(json["version"] ?? "?"), fail mode \(json["fail_mode"] ?? "?")")
-            for (name, value) in (json["components"] as? [String: [String: Any]] ?? [:]).sorted(by: { $0.key < $1.key }) {
+        if let health = try? await CommandContext.client.get("/v1/health"), health.status == 200, let json = health.json
+        {
+            lines.append(
+                "- running: pid \(json["pid"] ?? "?"), version \(json["version"] ?? "?"), fail mode \(json["fail_mode"] ?? "?")"
+            )
+            for (name, value) in (json["components"] as? [String: [String: Any]] ?? [:]).sorted(by: { $0.key < $1.key })
+            {
                 let ok = value["ok"] as? Bool == true
                 lines.append("- \(name): \(ok ? "ok" : "FAILING") (\(value["latency_us"] ?? "?") µs)")
                 if !ok { problems.append("\(name) is failing: \(value["error"] ?? "")") }
@@ -28,13 +32,18 @@ struct DoctorCommand: AsyncParsableCommand {
 
         lines.append("## Socket")
         lines.append("- path: `\(paths.socketPath)`")
-        for (label, path, wanted) in [("socket", paths.socketPath, 0o600), ("directory", paths.socketDirectory, 0o700)] {
+        for (label, path, wanted) in [("socket", paths.socketPath, 0o600), ("directory", paths.socketDirectory, 0o700)]
+        {
             var info = stat()
             if stat(path, &info) == 0 {
                 let mode = Int(info.st_mode) & 0o777
                 let ok = mode == wanted && info.st_uid == getuid()
-                lines.append("- \(label) mode: \(String(mode, radix: 8)) (want \(String(wanted, radix: 8)), owner uid \(info.st_uid)) \(ok ? "ok" : "**WRONG**")")
-                if !ok { problems.append("\(label) \(path) has mode \(String(mode, radix: 8)) or owner \(info.st_uid)") }
+                lines.append(
+                    "- \(label) mode: \(String(mode, radix: 8)) (want \(String(wanted, radix: 8)), owner uid \(info.st_uid)) \(ok ? "ok" : "**WRONG**")"
+                )
+                if !ok {
+                    problems.append("\(label) \(path) has mode \(String(mode, radix: 8)) or owner \(info.st_uid)")
+                }
             } else {
                 lines.append("- \(label): missing")
             }
@@ -83,7 +92,9 @@ struct DoctorCommand: AsyncParsableCommand {
                 lines.append("- last write: none yet")
             }
             let unpriced = Set(rows.filter { ($0["priced"] as? Bool) == false }.compactMap { $0["model"] as? String })
-            lines.append("- unpriced models in the last 1,000 rows: \(unpriced.isEmpty ? "none" : unpriced.sorted().joined(separator: ", ") + " (add them to pricing.toml)")")
+            lines.append(
+                "- unpriced models in the last 1,000 rows: \(unpriced.isEmpty ? "none" : unpriced.sorted().joined(separator: ", ") + " (add them to pricing.toml)")"
+            )
         }
         lines.append("")
 
@@ -96,7 +107,9 @@ struct DoctorCommand: AsyncParsableCommand {
 
 enum PIDFileReader {
     static func read(_ path: String) -> Int32? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
     }
 }
 

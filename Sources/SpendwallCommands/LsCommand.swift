@@ -42,21 +42,27 @@ struct LsCommand: AsyncParsableCommand {
             print("No spend in the last \(since).")
             return
         }
-        var table = TextTable(header: [by.rawValue.uppercased(), "CALLS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST", "SHARE"])
+        var table = TextTable(header: [
+            by.rawValue.uppercased(), "CALLS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST", "SHARE",
+        ])
         table.rightAligned = [1, 2, 3, 4, 5, 6, 7]
         var total = (calls: Int64(0), i: Int64(0), o: Int64(0), cr: Int64(0), cw: Int64(0), cost: Int64(0))
         for row in answer.rows {
             table.rows.append([
                 row.key, Format.count(row.calls), Format.count(row.input_tokens), Format.count(row.output_tokens),
-                Format.count(row.cache_read_tokens), Format.count(row.cache_write_tokens), Money.format(row.cost_nanousd),
+                Format.count(row.cache_read_tokens), Format.count(row.cache_write_tokens),
+                Money.format(row.cost_nanousd),
                 Format.percent(row.share),
             ])
-            total = (total.calls + row.calls, total.i + row.input_tokens, total.o + row.output_tokens,
-                     total.cr + row.cache_read_tokens, total.cw + row.cache_write_tokens, total.cost + row.cost_nanousd)
+            total = (
+                total.calls + row.calls, total.i + row.input_tokens, total.o + row.output_tokens,
+                total.cr + row.cache_read_tokens, total.cw + row.cache_write_tokens, total.cost + row.cost_nanousd
+            )
         }
         if by != .tag {
             table.rows.append([
-                "TOTAL", Format.count(total.calls), Format.count(total.i), Format.count(total.o), Format.count(total.cr),
+                "TOTAL", Format.count(total.calls), Format.count(total.i), Format.count(total.o),
+                Format.count(total.cr),
                 Format.count(total.cw), Money.format(total.cost), "100.0%",
             ])
         }

@@ -10,7 +10,8 @@ struct ServiceCommand: AsyncParsableCommand {
             commandName: "install",
             abstract: "Write spendwall.service and spendwall.socket into ~/.config/systemd/user/ for this binary.")
 
-        @Option(help: "Directory to write the units to (default: $XDG_CONFIG_HOME/systemd/user).") var directory: String?
+        @Option(help: "Directory to write the units to (default: $XDG_CONFIG_HOME/systemd/user).") var directory:
+            String?
 
         func run() async throws {
             let env = ProcessInfo.processInfo.environment
@@ -38,7 +39,10 @@ struct ServiceCommand: AsyncParsableCommand {
 /// The systemd unit files, from the templates in systemd/ with the binary's real path.
 enum SystemdUnits {
     static func all(binary: String) -> [(String, String)] {
-        [("spendwall.service", service.replacingOccurrences(of: "@SPENDWALL_BIN@", with: binary)), ("spendwall.socket", socket)]
+        [
+            ("spendwall.service", service.replacingOccurrences(of: "@SPENDWALL_BIN@", with: binary)),
+            ("spendwall.socket", socket),
+        ]
     }
 
     // Keep in step with systemd/spendwall.service (a test compares them).

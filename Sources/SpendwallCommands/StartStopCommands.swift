@@ -13,8 +13,10 @@ struct StartCommand: AsyncParsableCommand {
             print("Spendwall is already running (socket \(paths.socketPath))")
             return
         }
-        try FileManager.default.createDirectory(atPath: paths.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let pid = try Spawn.detached(executable: Spawn.currentExecutable(), arguments: ["daemon"], logFile: paths.logFile)
+        try FileManager.default.createDirectory(
+            atPath: paths.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let pid = try Spawn.detached(
+            executable: Spawn.currentExecutable(), arguments: ["daemon"], logFile: paths.logFile)
         for _ in 0..<100 {
             if (try? await CommandContext.client.get("/v1/health"))?.status == 200 {
                 print("Spendwall started: pid \(pid), socket \(paths.socketPath), log \(paths.logFile)")
@@ -23,7 +25,9 @@ struct StartCommand: AsyncParsableCommand {
             if kill(pid, 0) != 0 && errno == ESRCH { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let tail = (try? String(contentsOfFile: paths.logFile, encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+        let tail =
+            (try? String(contentsOfFile: paths.logFile, encoding: .utf8))?.split(separator: "\n").suffix(5).joined(
+                separator: "\n") ?? ""
         throw CLIFailure.failure("the daemon did not come up; last lines of \(paths.logFile):\n\(tail)")
     }
 }

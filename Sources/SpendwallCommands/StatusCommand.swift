@@ -12,11 +12,17 @@ struct StatusCommand: AsyncParsableCommand {
         if json { return CommandContext.printJSON(response.body) }
         let health = response.json ?? [:]
         let components = health["components"] as? [String: [String: Any]] ?? [:]
-        print("Spendwall \(health["version"] ?? "?") is running: pid \(health["pid"] ?? "?"), socket \(health["socket"] ?? "?")\((health["socket_activated"] as? Bool) == true ? " (socket-activated)" : "")")
-        print("status: \(health["status"] ?? "?"), fail mode: \(health["fail_mode"] ?? "?"), caps: \(health["caps"] ?? 0)")
+        print(
+            "Spendwall \(health["version"] ?? "?") is running: pid \(health["pid"] ?? "?"), socket \(health["socket"] ?? "?")\((health["socket_activated"] as? Bool) == true ? " (socket-activated)" : "")"
+        )
+        print(
+            "status: \(health["status"] ?? "?"), fail mode: \(health["fail_mode"] ?? "?"), caps: \(health["caps"] ?? 0)"
+        )
         for name in components.keys.sorted() {
             let c = components[name]!
-            print("  \(name): \((c["ok"] as? Bool) == true ? "ok" : "FAILING") (\(c["latency_us"] ?? "?") µs)\((c["error"] as? String).map { " — \($0)" } ?? "")")
+            print(
+                "  \(name): \((c["ok"] as? Bool) == true ? "ok" : "FAILING") (\(c["latency_us"] ?? "?") µs)\((c["error"] as? String).map { " — \($0)" } ?? "")"
+            )
         }
     }
 }

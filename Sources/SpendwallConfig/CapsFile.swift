@@ -36,10 +36,14 @@ public enum CapsFile {
             guard names.insert(name).inserted else { throw fail("two caps are named \"\(name)\"", key: "name") }
             let scope = try parseScope(table["scope"], fail: { fail("cap \"\(name)\": \($0)", key: "scope") })
             guard let windowText = table["window"]?.string else {
-                throw fail("cap \"\(name)\": window = \"1h\" | \"1d\" | \"7d\" | \"30d\" | \"day\" | \"week\" | \"month\" is required", key: "window")
+                throw fail(
+                    "cap \"\(name)\": window = \"1h\" | \"1d\" | \"7d\" | \"30d\" | \"day\" | \"week\" | \"month\" is required",
+                    key: "window")
             }
             guard let window = CapWindow(parsing: windowText) else {
-                throw fail("cap \"\(name)\": window \"\(windowText)\" is not a duration (1h, 1d, 7d, 30d) or day, week, month", key: "window")
+                throw fail(
+                    "cap \"\(name)\": window \"\(windowText)\" is not a duration (1h, 1d, 7d, 30d) or day, week, month",
+                    key: "window")
             }
             var limit: NanoUSD?
             if let value = table["limit_usd"] {
@@ -60,9 +64,13 @@ public enum CapsFile {
             }
             var action = CapAction.block
             if let value = table["action"] {
-                guard let text = value.string else { throw fail("cap \"\(name)\": action must be a string", key: "action") }
+                guard let text = value.string else {
+                    throw fail("cap \"\(name)\": action must be a string", key: "action")
+                }
                 if text == "approve" {
-                    throw fail("cap \"\(name)\": action \"approve\" is not available yet in this version; use \"block\" or \"alert\"", key: "action")
+                    throw fail(
+                        "cap \"\(name)\": action \"approve\" is not available yet in this version; use \"block\" or \"alert\"",
+                        key: "action")
                 }
                 guard let parsed = CapAction(rawValue: text) else {
                     throw fail("cap \"\(name)\": action must be \"block\" or \"alert\", not \"\(text)\"", key: "action")
@@ -77,13 +85,18 @@ public enum CapsFile {
                 warnAt = fraction
             }
             caps.append(
-                Cap(name: name, scope: scope, window: window, limitNanoUSD: limit, limitTokens: tokens, action: action, warnAt: warnAt))
+                Cap(
+                    name: name, scope: scope, window: window, limitNanoUSD: limit, limitTokens: tokens, action: action,
+                    warnAt: warnAt))
         }
         return caps
     }
 
-    static func parseScope(_ value: TOMLValueConvertible?, fail: (String) -> ConfigError) throws(ConfigError) -> CapScope {
-        let usage = "scope must be one of { agent = \"A\" }, { app = \"X\" }, { session = \"S\" }, { model = \"M\" }, { tag = { key = \"value\" } }, { global = true }"
+    static func parseScope(_ value: TOMLValueConvertible?, fail: (String) -> ConfigError) throws(ConfigError)
+        -> CapScope
+    {
+        let usage =
+            "scope must be one of { agent = \"A\" }, { app = \"X\" }, { session = \"S\" }, { model = \"M\" }, { tag = { key = \"value\" } }, { global = true }"
         guard let table = value?.table, table.keys.count == 1, let key = table.keys.first else { throw fail(usage) }
         let inner = table[key]
         switch key {

@@ -14,7 +14,8 @@ public enum DefaultConfigFiles {
     public static func write(paths: SpendwallPaths) throws -> [(file: String, result: Result)] {
         let fm = FileManager.default
         for dir in [paths.configDirectory, paths.dataDirectory] {
-            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try fm.createDirectory(
+                atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         var results: [(String, Result)] = []
         for (name, text) in contents {

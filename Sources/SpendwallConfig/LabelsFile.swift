@@ -26,7 +26,8 @@ public enum LabelsFile {
     public static func parse(_ text: String, file: String = "labels.toml") throws(ConfigError) -> [LabelRule] {
         let source = try TOMLSource(file: file, text: text)
         for key in source.table.keys where key != "label" {
-            throw source.error("unknown key \(key): labels are written as [[label]] tables", line: source.line(ofKey: key))
+            throw source.error(
+                "unknown key \(key): labels are written as [[label]] tables", line: source.line(ofKey: key))
         }
         guard let array = source.table["label"]?.array else { return [] }
         var rules: [LabelRule] = []
@@ -38,7 +39,9 @@ public enum LabelsFile {
             for key in table.keys where !["exe", "script", "app"].contains(key) {
                 throw fail("unknown key \(key) (known: exe, script, app)", key: key)
             }
-            guard let app = table["app"]?.string, !app.isEmpty else { throw fail("every label needs app = \"...\"", key: "app") }
+            guard let app = table["app"]?.string, !app.isEmpty else {
+                throw fail("every label needs app = \"...\"", key: "app")
+            }
             let exe = table["exe"]?.string
             let script = table["script"]?.string
             if table["exe"] != nil && exe == nil { throw fail("exe must be a glob string", key: "exe") }

@@ -25,12 +25,18 @@ extension SpendwallConfiguration {
     mutating func apply(_ source: TOMLSource) throws(ConfigError) {
         let known = ["daemon", "policy", "pricing", "proxy", "upstream"]
         for key in source.table.keys where !known.contains(key) {
-            throw source.error("unknown section [\(key)] (known: \(known.joined(separator: ", ")))", line: source.line(ofKey: "[\(key)"))
+            throw source.error(
+                "unknown section [\(key)] (known: \(known.joined(separator: ", ")))",
+                line: source.line(ofKey: "[\(key)"))
         }
         let reader = SectionReader(source: source)
         if let daemon = try reader.section("daemon", keys: ["max_body_bytes", "log_level"]) {
             if let v = try reader.int(daemon, "max_body_bytes", in: 1024...(1 << 30)) { maxBodyBytes = v }
-            if let v = try reader.string(daemon, "log_level", oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"]) { logLevel = v }
+            if let v = try reader.string(
+                daemon, "log_level", oneOf: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+            {
+                logLevel = v
+            }
         }
         if let policy = try reader.section("policy", keys: ["fail_mode", "default_max_tokens", "reservation_ttl"]) {
             if let v = try reader.string(policy, "fail_mode", oneOf: FailMode.allCases.map(\.rawValue)) {
@@ -39,7 +45,9 @@ extension SpendwallConfiguration {
             if let v = try reader.int(policy, "default_max_tokens", in: 1...10_000_000) { defaultMaxTokens = Int64(v) }
             if let v = try reader.string(policy, "reservation_ttl") {
                 guard let ms = Duration.milliseconds(parsing: v) else {
-                    throw source.error("reservation_ttl must be a duration like \"10m\" or \"1h\", not \"\(v)\"", line: source.line(ofKey: "reservation_ttl"))
+                    throw source.error(
+                        "reservation_ttl must be a duration like \"10m\" or \"1h\", not \"\(v)\"",
+                        line: source.line(ofKey: "reservation_ttl"))
                 }
                 reservationTTLMS = ms
             }
@@ -71,7 +79,9 @@ struct SectionReader {
             throw source.error("[\(name)] must be a table", line: source.line(ofKey: name))
         }
         for key in table.keys where !keys.contains(key) {
-            throw source.error("unknown key \(key) in [\(name)] (known: \(keys.joined(separator: ", ")))", line: source.line(ofKey: key))
+            throw source.error(
+                "unknown key \(key) in [\(name)] (known: \(keys.joined(separator: ", ")))",
+                line: source.line(ofKey: key))
         }
         return table
     }
@@ -82,7 +92,9 @@ struct SectionReader {
             throw source.error("\(key) must be a string", line: source.line(ofKey: key))
         }
         if let allowed, !allowed.contains(string) {
-            throw source.error("\(key) must be one of \(allowed.joined(separator: ", ")), not \"\(string)\"", line: source.line(ofKey: key))
+            throw source.error(
+                "\(key) must be one of \(allowed.joined(separator: ", ")), not \"\(string)\"",
+                line: source.line(ofKey: key))
         }
         return string
     }
@@ -90,7 +102,9 @@ struct SectionReader {
     func int(_ table: TOMLTable, _ key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int? {
         guard let value = table[key] else { return nil }
         guard let int = value.int, range.contains(int) else {
-            throw source.error("\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)", line: source.line(ofKey: key))
+            throw source.error(
+                "\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)",
+                line: source.line(ofKey: key))
         }
         return int
     }

@@ -13,7 +13,9 @@ public struct SpendwallPaths: Sendable, Hashable {
     }
 
     /// Resolves the paths from the environment: `SPENDWALL_*` overrides, then XDG, then defaults.
-    public static func resolve(environment env: [String: String] = ProcessInfo.processInfo.environment) -> SpendwallPaths {
+    public static func resolve(environment env: [String: String] = ProcessInfo.processInfo.environment)
+        -> SpendwallPaths
+    {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         let config =
             env["SPENDWALL_CONFIG_DIR"].nonEmpty

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SpendwallCore
+import SpendwallLedger
 
 /// A request to the socket API, read whole.
 struct APIRequest: Sendable {
@@ -27,6 +28,16 @@ struct APIRequest: Sendable {
     }
 }
 
+/// How the socket API answers a request.
+enum APIReply: Sendable {
+    /// Decided already.
+    case now(APIResponse)
+    /// Answered once the ledger row is committed (or cannot be).
+    case committed(SpendEvent, @Sendable (Result<AppendResult, SpendwallError>) -> APIResponse)
+    /// Needs async work (ledger reads, reloads).
+    case later(@Sendable () async -> APIResponse)
+}
+
 /// A response from the socket API: a status and a JSON body.
 struct APIResponse: Sendable {
     var status: HTTPResponseStatus
@@ -42,14 +53,17 @@ struct APIResponse: Sendable {
         do {
             return APIResponse(status: status, json: Array(try JSONEncoder().encode(value)))
         } catch {
-            return .error(SpendwallError(.internalError, "cannot encode the response: \(error)"), status: .internalServerError)
+            return .error(
+                SpendwallError(.internalError, "cannot encode the response: \(error)"), status: .internalServerError)
         }
     }
 
     /// The structured error body: `{"error": {"code": ..., "message": ...}}`.
     static func error(_ error: SpendwallError, status: HTTPResponseStatus, cap: CapJSON? = nil) -> APIResponse {
         let body = ErrorBody(error: ErrorJSON(code: error.code.rawValue, message: error.message, cap: cap))
-        let bytes = (try? JSONEncoder().encode(body)).map(Array.init) ?? Array(#"{"error":{"code":"internal","message":"encoding failed"}}"#.utf8)
+        let bytes =
+            (try? JSONEncoder().encode(body)).map(Array.init)
+            ?? Array(#"{"error":{"code":"internal","message":"encoding failed"}}"#.utf8)
         return APIResponse(status: status, json: bytes)
     }
 

@@ -33,7 +33,7 @@ public enum Daemon {
         let engine = PolicyEngine(
             caps: caps, pricing: builtin.merging(overrides),
             settings: PolicySettings(reservationTTLMS: configuration.reservationTTLMS))
-        await engine.seed(try await DaemonState.history(for: caps, store: store))
+        engine.seed(try await DaemonState.history(for: caps, store: store))
         try await ReservationKeeper.restore(engine: engine, store: store, logger: logger)
 
         let activated = Systemd.listenFDs().first.flatMap { Systemd.isUnixStreamListener($0) ? $0 : nil }
@@ -42,7 +42,8 @@ public enum Daemon {
             builtinPrices: builtin, labels: labels, logger: logger)
         let writer = LedgerWriter(store: store, logger: logger)
         let api = SocketAPI(
-            engine: engine, writer: writer, estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
+            engine: engine, writer: writer,
+            estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
             state: state, clock: SystemWallClock(), logger: logger)
         let server = SocketServer(
             socketPath: paths.socketPath, activatedFD: activated, api: api, state: state,
@@ -52,7 +53,9 @@ public enum Daemon {
             Systemd.notify("READY=1\nSTATUS=serving on \(paths.socketPath), \(caps.count) caps")
             logger.info("ready: pid \(getpid()), \(caps.count) caps, ledger \(paths.ledgerPath)")
         }
-        var services: [any Service] = [writer, ReservationKeeper(engine: engine, writer: writer, logger: logger), server]
+        var services: [any Service] = [
+            writer, ReservationKeeper(engine: engine, writer: writer, logger: logger), server,
+        ]
         services.append(ReloadOnHangup(state: state))
         if let interval = Systemd.watchdogInterval() {
             services.append(WatchdogService(intervalMicroseconds: interval))

@@ -53,9 +53,10 @@ final class DaemonState: Sendable {
         let labels = try LabelsFile.load(paths: paths)
         let overrides = try PricingFile.load(paths: paths)
         let history = try await Self.history(for: caps, store: store)
-        await engine.reconfigure(caps: caps, pricing: builtinPrices.merging(overrides), history: history)
+        engine.reconfigure(caps: caps, pricing: builtinPrices.merging(overrides), history: history)
         inspector.withLock { $0.labels = LabelMatcher(rules: labels) }
-        logger.info("configuration reloaded: \(caps.count) caps, \(labels.count) labels, \(overrides.count) price overrides")
+        logger.info(
+            "configuration reloaded: \(caps.count) caps, \(labels.count) labels, \(overrides.count) price overrides")
         return caps.count
     }
 

@@ -1,8 +1,9 @@
+import Foundation
+import NIOCore
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import NIOCore
 
 /// The kernel's SO_PEERCRED answer for a Unix socket connection.
 struct PeerCredentials: Sendable, Hashable {

@@ -17,7 +17,7 @@ struct ReservationKeeper: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             await expire()
         }
-        let live = await engine.inFlight()
+        let live = engine.inFlight()
         var bodies: [String: String] = [:]
         let encoder = JSONEncoder()
         for reservation in live {
@@ -34,8 +34,10 @@ struct ReservationKeeper: Service {
     }
 
     func expire() async {
-        for r in await engine.expireReservations() {
-            logger.notice("reservation \(r.id) (\(r.attributes.model)) was never reported; charged \(Money.format(r.reservedNanoUSD)) as unreported")
+        for r in engine.expireReservations() {
+            logger.notice(
+                "reservation \(r.id) (\(r.attributes.model)) was never reported; charged \(Money.format(r.reservedNanoUSD)) as unreported"
+            )
             writer.submit(
                 SpendEvent(
                     requestID: r.id, timeMS: r.expiresAtMS, path: r.path, provider: r.attributes.provider,
@@ -50,8 +52,12 @@ struct ReservationKeeper: Service {
     static func restore(engine: PolicyEngine, store: any LedgerStore, logger: Logger) async throws {
         let saved = try await store.takePendingReservations()
         let decoder = JSONDecoder()
-        let reservations = saved.values.compactMap { try? decoder.decode(SavedReservation.self, from: Data($0.utf8)).reservation }
-        await engine.restore(reservations)
-        if !reservations.isEmpty { logger.info("restored \(reservations.count) reservations in flight at the last stop") }
+        let reservations = saved.values.compactMap {
+            try? decoder.decode(SavedReservation.self, from: Data($0.utf8)).reservation
+        }
+        engine.restore(reservations)
+        if !reservations.isEmpty {
+            logger.info("restored \(reservations.count) reservations in flight at the last stop")
+        }
     }
 }

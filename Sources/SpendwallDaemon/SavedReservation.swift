@@ -45,7 +45,10 @@ struct SavedReservation: Codable {
         strict = r.strict
         inputTokens = r.estimate.inputTokens
         maxOutputTokens = r.estimate.maxOutputTokens
-        price = [r.price.inputPerMillion, r.price.outputPerMillion, r.price.cacheReadPerMillion, r.price.cacheWritePerMillion]
+        price = [
+            r.price.inputPerMillion, r.price.outputPerMillion, r.price.cacheReadPerMillion,
+            r.price.cacheWritePerMillion,
+        ]
         priceSource = r.price.source
         priced = r.priced
         reservedNanoUSD = r.reservedNanoUSD
@@ -60,7 +63,8 @@ struct SavedReservation: Codable {
         }
         return Reservation(
             id: id,
-            attributes: CallAttributes(provider: provider, model: model, agent: agent, app: app, session: session, tags: tags),
+            attributes: CallAttributes(
+                provider: provider, model: model, agent: agent, app: app, session: session, tags: tags),
             peer: PeerIdentity(pid: pid, uid: uid, gid: gid, exe: exe, script: script, app: app), path: path,
             strict: strict, estimate: CallEstimate(inputTokens: inputTokens, maxOutputTokens: maxOutputTokens),
             price: ModelPrice(

@@ -19,29 +19,36 @@ struct SocketAPI: Sendable {
     let clock: any WallClock
     let logger: Logger
 
-    func handle(_ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+    /// Answers a request. Checks are decided at once on the caller's thread; a report is
+    /// answered when its row is committed; everything else runs as async work.
+    func reply(to request: APIRequest, peer: PeerIdentity) -> APIReply {
         switch (request.method, request.path) {
-        case (.POST, "/v1/check"): return await check(request, peer: peer)
-        case (.POST, "/v1/report"): return await report(request, peer: peer)
-        case (.POST, "/v1/reports"): return await reports(request, peer: peer)
-        case (.POST, "/v1/estimate"): return await estimate(request)
-        case (.GET, "/v1/policy/snapshot"): return await snapshot()
-        case (.GET, "/v1/spend"): return await spend(request)
-        case (.GET, "/v1/ledger"): return await ledger(request)
-        case (.GET, "/v1/health"): return await health()
-        case (.POST, "/v1/reload"): return await reload()
+        case (.POST, "/v1/check"): return .now(check(request, peer: peer))
+        case (.POST, "/v1/report"): return report(request)
+        case (.POST, "/v1/reports"): return .later { await reports(request, peer: peer) }
+        case (.POST, "/v1/estimate"): return .now(estimate(request))
+        case (.GET, "/v1/policy/snapshot"): return .now(snapshot())
+        case (.GET, "/v1/spend"): return .later { await spend(request) }
+        case (.GET, "/v1/ledger"): return .later { await ledger(request) }
+        case (.GET, "/v1/health"): return .later { await health() }
+        case (.POST, "/v1/reload"): return .later { await reload() }
         case (_, "/v1/check"), (_, "/v1/report"), (_, "/v1/reports"), (_, "/v1/estimate"), (_, "/v1/reload"):
-            return .error(SpendwallError(.methodNotAllowed, "\(request.path) takes POST"), status: .methodNotAllowed)
+            return .now(
+                .error(SpendwallError(.methodNotAllowed, "\(request.path) takes POST"), status: .methodNotAllowed))
         case (_, "/v1/policy/snapshot"), (_, "/v1/spend"), (_, "/v1/ledger"), (_, "/v1/health"):
-            return .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed)
+            return .now(
+                .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed))
         default:
-            return .error(SpendwallError(.notFound, "no endpoint \(request.method) \(request.path); see docs/socket-api.md"), status: .notFound)
+            return .now(
+                .error(
+                    SpendwallError(.notFound, "no endpoint \(request.method) \(request.path); see docs/socket-api.md"),
+                    status: .notFound))
         }
     }
 
     // MARK: check
 
-    func check(_ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+    func check(_ request: APIRequest, peer: PeerIdentity) -> APIResponse {
         let body: CheckBody
         switch decode(CheckBody.self, request) {
         case .success(let value): body = value
@@ -64,7 +71,7 @@ struct SocketAPI: Sendable {
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
             session: body.session.nonEmpty, tags: body.tags ?? [:])
         let estimate = estimator.estimate(body.request)
-        switch await engine.check(call, estimate: estimate, peer: peer, path: path, strict: strict) {
+        switch engine.check(call, estimate: estimate, peer: peer, path: path, strict: strict) {
         case .allow(let reservation):
             return .json(
                 CheckAnswer(
@@ -89,19 +96,23 @@ struct SocketAPI: Sendable {
 
     // MARK: report
 
-    func report(_ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+    func report(_ request: APIRequest) -> APIReply {
         let body: ReportBody
         switch decode(ReportBody.self, request) {
         case .success(let value): body = value
-        case .failure(let failure): return failure.response
+        case .failure(let failure): return .now(failure.response)
         }
         guard let outcome = Self.reportOutcome(body.outcome) else {
-            return .badRequest("outcome must be one of ok, error, partial, disconnected, killed; not \"\(body.outcome ?? "")\"")
+            return .now(
+                .badRequest(
+                    "outcome must be one of ok, error, partial, disconnected, killed; not \"\(body.outcome ?? "")\""))
         }
-        if let problem = Self.validate(status: body.status, durationMS: body.duration_ms) { return .badRequest(problem) }
+        if let problem = Self.validate(status: body.status, durationMS: body.duration_ms) {
+            return .now(.badRequest(problem))
+        }
         let usage = body.usage ?? Usage()
-        guard let settlement = await engine.settle(body.reservation_id, usage: usage) else {
-            return await alreadySettled(body.reservation_id)
+        guard let settlement = engine.settle(body.reservation_id, usage: usage) else {
+            return .later { await alreadySettled(body.reservation_id) }
         }
         let r = settlement.reservation
         let event = SpendEvent(
@@ -111,25 +122,34 @@ struct SocketAPI: Sendable {
             tags: r.attributes.tags, usage: usage, costNanoUSD: settlement.costNanoUSD,
             reservedNanoUSD: r.reservedNanoUSD, priced: r.priced, status: body.status, outcome: outcome,
             durationMS: body.duration_ms, reservationID: r.id)
-        do {
-            _ = try await writer.append(event)
-        } catch {
-            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        return .committed(event) { result in
+            switch result {
+            case .success:
+                return .json(
+                    ReportAnswer(
+                        request_id: r.id, cost_nanousd: settlement.costNanoUSD, priced: r.priced, duplicate: false))
+            case .failure(let error):
+                return .error(error, status: .serviceUnavailable)
+            }
         }
-        return .json(ReportAnswer(request_id: r.id, cost_nanousd: settlement.costNanoUSD, priced: r.priced, duplicate: false))
     }
 
     /// A report for a reservation that is not live: a repeat of one already recorded, or unknown.
     private func alreadySettled(_ id: String) async -> APIResponse {
         do {
             if let existing = try await writer.store.event(requestID: id) {
-                return .json(ReportAnswer(request_id: id, cost_nanousd: existing.costNanoUSD, priced: existing.priced, duplicate: true))
+                return .json(
+                    ReportAnswer(
+                        request_id: id, cost_nanousd: existing.costNanoUSD, priced: existing.priced, duplicate: true))
             }
         } catch {
             return .error(Self.spendwallError(error), status: .serviceUnavailable)
         }
         return .error(
-            SpendwallError(.unknownReservation, "no reservation \(id): it was never issued by this daemon, or it expired and was already charged; send it to /v1/reports with its provider and model instead"),
+            SpendwallError(
+                .unknownReservation,
+                "no reservation \(id): it was never issued by this daemon, or it expired and was already charged; send it to /v1/reports with its provider and model instead"
+            ),
             status: .notFound)
     }
 
@@ -152,17 +172,24 @@ struct SocketAPI: Sendable {
         case .success(let value): body = value
         case .failure(let failure): return failure.response
         }
-        guard body.reports.count <= 1000 else { return .badRequest("at most 1,000 reports per batch; got \(body.reports.count)") }
+        guard body.reports.count <= 1000 else {
+            return .badRequest("at most 1,000 reports per batch; got \(body.reports.count)")
+        }
         var results = [BatchResult?](repeating: nil, count: body.reports.count)
         var unreserved: [(index: Int, event: SpendEvent)] = []
         var seen: Set<String> = []
         for (index, item) in body.reports.enumerated() {
             let requestID = item.reservation_id.nonEmpty ?? item.id
             guard !item.id.isEmpty, seen.insert(requestID).inserted else {
-                results[index] = BatchResult(id: item.id, result: "rejected", error: ErrorJSON(code: "bad_request", message: item.id.isEmpty ? "id must not be empty" : "the same report appears twice in this batch"))
+                results[index] = BatchResult(
+                    id: item.id, result: "rejected",
+                    error: ErrorJSON(
+                        code: "bad_request",
+                        message: item.id.isEmpty
+                            ? "id must not be empty" : "the same report appears twice in this batch"))
                 continue
             }
-            switch await prepare(item, peer: peer) {
+            switch prepare(item, peer: peer) {
             case .settled(let event):
                 do {
                     _ = try await writer.append(event)
@@ -172,7 +199,8 @@ struct SocketAPI: Sendable {
                 }
             case .unreserved(let event): unreserved.append((index, event))
             case .rejected(let message):
-                results[index] = BatchResult(id: item.id, result: "rejected", error: ErrorJSON(code: "bad_request", message: message))
+                results[index] = BatchResult(
+                    id: item.id, result: "rejected", error: ErrorJSON(code: "bad_request", message: message))
             }
         }
         do {
@@ -181,11 +209,14 @@ struct SocketAPI: Sendable {
                 let tokens = event.usage.totalTokens
                 switch outcome {
                 case .inserted:
-                    await engine.record(event.attributes, costNanoUSD: event.costNanoUSD, tokens: tokens, atMS: event.timeMS)
-                    results[index] = BatchResult(id: body.reports[index].id, result: "recorded", cost_nanousd: event.costNanoUSD)
+                    engine.record(event.attributes, costNanoUSD: event.costNanoUSD, tokens: tokens, atMS: event.timeMS)
+                    results[index] = BatchResult(
+                        id: body.reports[index].id, result: "recorded", cost_nanousd: event.costNanoUSD)
                 case .replacedUnreported(let previous):
-                    await engine.record(event.attributes, costNanoUSD: event.costNanoUSD - previous, tokens: 0, atMS: event.timeMS)
-                    results[index] = BatchResult(id: body.reports[index].id, result: "recorded", cost_nanousd: event.costNanoUSD)
+                    engine.record(
+                        event.attributes, costNanoUSD: event.costNanoUSD - previous, tokens: 0, atMS: event.timeMS)
+                    results[index] = BatchResult(
+                        id: body.reports[index].id, result: "recorded", cost_nanousd: event.costNanoUSD)
                 case .duplicate(let cost):
                     results[index] = BatchResult(id: body.reports[index].id, result: "duplicate", cost_nanousd: cost)
                 }
@@ -202,13 +233,14 @@ struct SocketAPI: Sendable {
         case rejected(String)
     }
 
-    private func prepare(_ item: BatchItem, peer: PeerIdentity) async -> Prepared {
+    private func prepare(_ item: BatchItem, peer: PeerIdentity) -> Prepared {
         guard let outcome = Self.reportOutcome(item.outcome) else {
             return .rejected("outcome must be one of ok, error, partial, disconnected, killed")
         }
         if let problem = Self.validate(status: item.status, durationMS: item.duration_ms) { return .rejected(problem) }
         let usage = item.usage ?? Usage()
-        if let reservationID = item.reservation_id.nonEmpty, let settlement = await engine.settle(reservationID, usage: usage) {
+        if let reservationID = item.reservation_id.nonEmpty, let settlement = engine.settle(reservationID, usage: usage)
+        {
             let r = settlement.reservation
             return .settled(
                 SpendEvent(
@@ -222,13 +254,17 @@ struct SocketAPI: Sendable {
         guard let providerName = item.provider, let provider = Provider(rawValue: providerName) else {
             return .rejected("a report without a live reservation needs provider \"openai\" or \"anthropic\"")
         }
-        guard let model = item.model.nonEmpty else { return .rejected("a report without a live reservation needs a model") }
-        guard let path = SpendPath(rawValue: item.path ?? "sdk") else { return .rejected("path must be sdk, proxy or session") }
+        guard let model = item.model.nonEmpty else {
+            return .rejected("a report without a live reservation needs a model")
+        }
+        guard let path = SpendPath(rawValue: item.path ?? "sdk") else {
+            return .rejected("path must be sdk, proxy or session")
+        }
         let now = clock.nowMS()
         if let time = item.time_ms, time <= 0 || time > now + 86_400_000 {
             return .rejected("time_ms must be a Unix time in milliseconds, not in the future")
         }
-        let resolution = await engine.price(model)
+        let resolution = engine.price(model)
         return .unreserved(
             SpendEvent(
                 requestID: item.reservation_id.nonEmpty ?? item.id, timeMS: min(item.time_ms ?? now, now), path: path,
@@ -252,7 +288,7 @@ struct SocketAPI: Sendable {
 
     // MARK: reads
 
-    func estimate(_ request: APIRequest) async -> APIResponse {
+    func estimate(_ request: APIRequest) -> APIResponse {
         let body: EstimateBody
         switch decode(EstimateBody.self, request) {
         case .success(let value): body = value
@@ -263,7 +299,7 @@ struct SocketAPI: Sendable {
         }
         guard !body.model.isEmpty else { return .badRequest("model must not be empty") }
         let estimate = estimator.estimate(body.request)
-        let resolution = await engine.price(body.model)
+        let resolution = engine.price(body.model)
         return .json(
             EstimateAnswer(
                 model: body.model, priced: resolution.priced, price_entry: resolution.entry, exact: estimate.exact,
@@ -272,15 +308,16 @@ struct SocketAPI: Sendable {
                 max_cost_nanousd: estimate.worstCaseCost(resolution.price)))
     }
 
-    func snapshot() async -> APIResponse {
-        let snapshot = await engine.snapshot()
+    func snapshot() -> APIResponse {
+        let snapshot = engine.snapshot()
         return .json(
             SnapshotAnswer(
                 caps: snapshot.caps.map { entry in
                     SnapshotAnswer.Cap(
                         name: entry.cap.name, scope: entry.cap.scope.dictionary, window: entry.cap.window.description,
                         action: entry.cap.action.rawValue, limit_nanousd: entry.cap.limitNanoUSD,
-                        limit_tokens: entry.cap.limitTokens, warn_at: entry.cap.warnAt, keys: entry.keys.map(CapJSON.init))
+                        limit_tokens: entry.cap.limitTokens, warn_at: entry.cap.warnAt,
+                        keys: entry.keys.map(CapJSON.init))
                 },
                 reservations_in_flight: snapshot.reservationsInFlight))
     }
@@ -288,7 +325,9 @@ struct SocketAPI: Sendable {
     func spend(_ request: APIRequest) async -> APIResponse {
         let byText = request.query["by"] ?? "app"
         guard let grouping = SpendGrouping(rawValue: byText) else {
-            return .badRequest("by must be one of \(SpendGrouping.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(byText)\"")
+            return .badRequest(
+                "by must be one of \(SpendGrouping.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(byText)\""
+            )
         }
         let sinceText = request.query["since"] ?? "1d"
         guard let span = Duration.milliseconds(parsing: sinceText) else {
@@ -355,7 +394,7 @@ struct SocketAPI: Sendable {
 
     func health() async -> APIResponse {
         let clockStart = ContinuousClock.now
-        let capCount = await engine.snapshot().caps.count
+        let capCount = engine.currentCaps.count
         let engineLatency = ContinuousClock.now - clockStart
         let ledgerStart = ContinuousClock.now
         var ledgerError: String?
@@ -363,7 +402,8 @@ struct SocketAPI: Sendable {
         let ledgerLatency = ContinuousClock.now - ledgerStart
         return .json(
             HealthAnswer(
-                status: ledgerError == nil ? "ok" : "degraded", version: DaemonState.version, pid: getpid(), uid: getuid(),
+                status: ledgerError == nil ? "ok" : "degraded", version: DaemonState.version, pid: getpid(),
+                uid: getuid(),
                 started_at_ms: state.startedAtMS, fail_mode: state.failMode, socket: state.socketPath,
                 socket_activated: state.socketActivated, caps: capCount,
                 components: [
@@ -377,7 +417,10 @@ struct SocketAPI: Sendable {
             let caps = try await state.reload()
             return .json(ReloadAnswer(reloaded: ["caps.toml", "labels.toml", "pricing.toml"], caps: caps))
         } catch let error as ConfigError {
-            let body = ErrorBody(error: ErrorJSON(code: SpendwallError.Code.config.rawValue, message: error.description, file: error.file, line: error.line))
+            let body = ErrorBody(
+                error: ErrorJSON(
+                    code: SpendwallError.Code.config.rawValue, message: error.description, file: error.file,
+                    line: error.line))
             return .json(body, status: .badRequest)
         } catch {
             return .error(Self.spendwallError(error), status: .internalServerError)

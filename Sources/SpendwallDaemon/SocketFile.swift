@@ -5,20 +5,26 @@ import SpendwallCore
 enum SocketFile {
     static func prepare(_ path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var info = stat()
         guard stat(directory, &info) == 0 else {
             throw SpendwallError(.internalError, "cannot stat \(directory): \(String(cString: strerror(errno)))")
         }
         guard info.st_uid == getuid() else {
-            throw SpendwallError(.internalError, "\(directory) belongs to uid \(info.st_uid), not to you (uid \(getuid())); refusing to put the socket there")
+            throw SpendwallError(
+                .internalError,
+                "\(directory) belongs to uid \(info.st_uid), not to you (uid \(getuid())); refusing to put the socket there"
+            )
         }
         guard chmod(directory, 0o700) == 0 else {
-            throw SpendwallError(.internalError, "cannot set mode 0700 on \(directory): \(String(cString: strerror(errno)))")
+            throw SpendwallError(
+                .internalError, "cannot set mode 0700 on \(directory): \(String(cString: strerror(errno)))")
         }
         guard FileManager.default.fileExists(atPath: path) else { return }
         if isAnswering(path) {
-            throw SpendwallError(.internalError, "another Spendwall daemon is already listening on \(path) (see `spendwall status`)")
+            throw SpendwallError(
+                .internalError, "another Spendwall daemon is already listening on \(path) (see `spendwall status`)")
         }
         unlink(path)
     }
@@ -45,7 +51,9 @@ enum SocketFile {
             var info = stat()
             guard stat(target, &info) == 0, info.st_uid == getuid() else { continue }
             guard chmod(target, mode) == 0 else {
-                throw SpendwallError(.internalError, "cannot set mode \(String(mode, radix: 8)) on \(target): \(String(cString: strerror(errno)))")
+                throw SpendwallError(
+                    .internalError,
+                    "cannot set mode \(String(mode, radix: 8)) on \(target): \(String(cString: strerror(errno)))")
             }
         }
     }

@@ -17,7 +17,7 @@ public final class LedgerWriter: Service, Sendable {
 
     private struct Pending: Sendable {
         var event: SpendEvent
-        var continuation: CheckedContinuation<AppendResult, any Error>?
+        var completion: (@Sendable (Result<AppendResult, SpendwallError>) -> Void)?
     }
 
     private struct State: Sendable {
@@ -36,15 +36,23 @@ public final class LedgerWriter: Service, Sendable {
     /// Appends an event and returns once it is committed.
     public func append(_ event: SpendEvent) async throws -> AppendResult {
         try await withCheckedThrowingContinuation { continuation in
-            if let error = enqueue(Pending(event: event, continuation: continuation)) {
-                continuation.resume(throwing: error)
-            }
+            append(event) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Appends an event and calls `completion` once it is committed (on the writer's thread),
+    /// or at once with the reason it cannot be.
+    public func append(
+        _ event: SpendEvent, completion: @escaping @Sendable (Result<AppendResult, SpendwallError>) -> Void
+    ) {
+        if let error = enqueue(Pending(event: event, completion: completion)) {
+            completion(.failure(error))
         }
     }
 
     /// Queues an event without waiting for its commit (blocked and unreported rows).
     public func submit(_ event: SpendEvent) {
-        if enqueue(Pending(event: event, continuation: nil)) != nil {
+        if enqueue(Pending(event: event, completion: nil)) != nil {
             logger.error("ledger closed; dropped \(event.outcome.rawValue) row \(event.requestID)")
         }
     }
@@ -65,7 +73,7 @@ public final class LedgerWriter: Service, Sendable {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             while true {
                 let batch = await nextBatch()
                 if batch.isEmpty { break }
@@ -109,12 +117,12 @@ public final class LedgerWriter: Service, Sendable {
     private func write(_ batch: [Pending]) async {
         do {
             let results = try await store.append(batch.map(\.event))
-            for (item, result) in zip(batch, results) { item.continuation?.resume(returning: result) }
+            for (item, result) in zip(batch, results) { item.completion?(.success(result)) }
             state.withLock { $0.lastWriteMS = SystemWallClock().nowMS() }
         } catch {
             logger.error("ledger write of \(batch.count) rows failed: \(error)")
             let failure = SpendwallError(.unavailable, "the ledger could not write: \(error)")
-            for item in batch { item.continuation?.resume(throwing: failure) }
+            for item in batch { item.completion?(.failure(failure)) }
         }
     }
 

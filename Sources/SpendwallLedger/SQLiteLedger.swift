@@ -28,9 +28,9 @@ public struct SQLiteLedger: LedgerStore {
 
     static func append(_ event: SpendEvent, in db: Database) throws -> AppendResult {
         let values = EventColumns.values(of: event)
-        try db.execute(
-            sql: "INSERT OR IGNORE INTO spend_events (\(EventColumns.list)) VALUES (\(EventColumns.placeholders))",
-            arguments: StatementArguments(values))
+        let insert = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO spend_events (\(EventColumns.list)) VALUES (\(EventColumns.placeholders))")
+        try insert.execute(arguments: StatementArguments(values))
         if db.changesCount > 0 { return .inserted }
         let existing = try Row.fetchOne(
             db, sql: "SELECT outcome, cost_nanousd FROM spend_events WHERE request_id = ?",
@@ -133,7 +133,8 @@ public struct SQLiteLedger: LedgerStore {
                 let call = CallAttributes(
                     provider: provider, model: row["model"] ?? "", agent: row["agent"], app: row["app"] ?? "unknown",
                     session: row["session"], tags: EventColumns.decodeTags(row["tags"]))
-                return WindowSpend(attributes: call, costNanoUSD: row["cost"] ?? 0, tokens: row["tokens"] ?? 0, timeMS: row["t"] ?? 0)
+                return WindowSpend(
+                    attributes: call, costNanoUSD: row["cost"] ?? 0, tokens: row["tokens"] ?? 0, timeMS: row["t"] ?? 0)
             }
         }
     }

@@ -1,9 +1,10 @@
+import SpendwallCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import SpendwallCore
 
 /// Maps an executable (and script) to an app name with labels.toml's rules: shell globs,
 /// first match wins.

@@ -21,7 +21,8 @@ public struct ProcessInspector: Sendable {
         if Self.isInterpreter(exe), let argv = readCmdline(pid) {
             script = Self.script(fromArguments: argv).map { resolve($0, pid: pid) }
         }
-        return PeerIdentity(pid: pid, uid: uid, gid: gid, exe: exe, script: script, app: labels.app(exe: exe, script: script))
+        return PeerIdentity(
+            pid: pid, uid: uid, gid: gid, exe: exe, script: script, app: labels.app(exe: exe, script: script))
     }
 
     /// True for the runtimes whose script, not their binary, says what the program is.
@@ -34,7 +35,9 @@ public struct ProcessInspector: Sendable {
     /// The script an interpreter runs: the first argument that is not an option (or an
     /// option's value); `-m module` gives the module; `-c`/`-e` code gives nil.
     public static func script(fromArguments argv: [String]) -> String? {
-        let takesValue: Set<String> = ["-W", "-X", "-r", "--require", "--import", "--loader", "-I", "--experimental-loader"]
+        let takesValue: Set<String> = [
+            "-W", "-X", "-r", "--require", "--import", "--loader", "-I", "--experimental-loader",
+        ]
         let subcommands: Set<String> = ["run", "x"]
         var index = 1
         while index < argv.count {

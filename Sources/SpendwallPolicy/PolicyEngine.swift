@@ -1,43 +1,28 @@
 import Foundation
 import SpendwallCore
 import SpendwallPricing
+import Synchronization
 
 /// Decides every call against the caps and keeps their budgets: spend in each window and
 /// what in-flight reservations hold.
 ///
 /// All state is in memory, rebuilt from the ledger at start-up (``seed(_:)``); a check never
-/// reads the ledger. Being an actor makes each check-and-reserve atomic, so concurrent checks
-/// against a cap can never together admit more than its limit.
-public actor PolicyEngine {
-    private var caps: [Cap]
-    private var budgets: [String: [String: Budget]] = [:]
-    private var reservations: [String: Reservation] = [:]
-    private var prices: [String: PriceTable.Resolution] = [:]
-    private var rng = SystemRandomNumberGenerator()
-
-    public private(set) var pricing: PriceTable
-    public nonisolated let settings: PolicySettings
-    private let clock: any WallClock
-    private let calendar: Calendar
-
-    private struct Budget {
-        var window: WindowAccumulator
-        var reservedNanoUSD: NanoUSD = 0
-        var reservedTokens: Int64 = 0
-    }
+/// reads the ledger. Every operation runs under one lock, so each check-and-reserve is atomic
+/// and concurrent checks against a cap can never together admit more than its limit.
+///
+/// It is a lock rather than an actor on purpose: a decision takes microseconds, and the socket
+/// server makes it on the event loop that read the request, without a hop to another thread.
+public final class PolicyEngine: Sendable {
+    private let state: Mutex<PolicyState>
+    public let settings: PolicySettings
 
     public init(
         caps: [Cap], pricing: PriceTable, settings: PolicySettings = PolicySettings(),
         clock: any WallClock = SystemWallClock(), calendar: Calendar = .current
     ) {
-        self.caps = caps
-        self.pricing = pricing
         self.settings = settings
-        self.clock = clock
-        self.calendar = calendar
+        state = Mutex(PolicyState(caps: caps, pricing: pricing, settings: settings, clock: clock, calendar: calendar))
     }
-
-    // MARK: Decisions
 
     /// Decides a call and, when it is allowed, reserves its worst-case cost in every cap that
     /// covers it.
@@ -45,198 +30,57 @@ public actor PolicyEngine {
         _ call: CallAttributes, estimate: CallEstimate, peer: PeerIdentity = .unknown,
         path: SpendPath = .sdk, strict: Bool = false
     ) -> CheckDecision {
-        let now = clock.nowMS()
-        let resolution = price(call.model)
-        let cost = estimate.worstCaseCost(resolution.price)
-        let tokens = estimate.worstCaseTokens
-        var holds: [CapHold] = []
-        for cap in caps {
-            guard let key = cap.scope.key(for: call) else { continue }
-            var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
-            budget.window.advance(to: now)
-            budgets[cap.name, default: [:]][key] = budget
-            if cap.action == .block, let reason = exceeds(cap, budget, cost: cost, tokens: tokens) {
-                return .block(status(cap, key: key, budget), reason: reason)
-            }
-            holds.append(CapHold(cap: cap.name, key: key))
-        }
-        for hold in holds {
-            budgets[hold.cap]![hold.key]!.reservedNanoUSD += cost
-            budgets[hold.cap]![hold.key]!.reservedTokens += tokens
-        }
-        let reservation = Reservation(
-            id: makeReservationID(), attributes: call, peer: peer, path: path, strict: strict,
-            estimate: estimate, price: resolution.price, priced: resolution.priced,
-            reservedNanoUSD: cost, reservedTokens: tokens, createdAtMS: now,
-            expiresAtMS: now + settings.reservationTTLMS, holds: holds)
-        reservations[reservation.id] = reservation
-        return .allow(reservation)
+        state.withLock { $0.check(call, estimate: estimate, peer: peer, path: path, strict: strict) }
     }
 
     /// Settles a reservation to its real usage: releases what it held and adds the real cost
     /// to every window. Returns nil for an id that is not (or no longer) reserved.
     public func settle(_ reservationID: String, usage: Usage) -> Settlement? {
-        guard let reservation = reservations.removeValue(forKey: reservationID) else { return nil }
-        let now = clock.nowMS()
-        let cost = reservation.price.cost(of: usage)
-        release(reservation, chargingCost: cost, tokens: usage.totalTokens, at: now)
-        return Settlement(reservation: reservation, usage: usage, costNanoUSD: cost, settledAtMS: now)
+        state.withLock { $0.settle(reservationID, usage: usage) }
     }
 
     /// Adds spend that arrived without a live reservation (spooled reports, start-up replay).
     public func record(_ call: CallAttributes, costNanoUSD: NanoUSD, tokens: Int64, atMS time: Int64) {
-        let now = clock.nowMS()
-        for cap in caps {
-            guard let key = cap.scope.key(for: call) else { continue }
-            var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
-            budget.window.advance(to: now)
-            budget.window.add(cost: costNanoUSD, tokens: tokens, at: min(time, now))
-            budgets[cap.name, default: [:]][key] = budget
-        }
+        state.withLock { $0.record(call, costNanoUSD: costNanoUSD, tokens: tokens, atMS: time) }
     }
 
     /// Charges reservations whose report never came at their reserved cost and returns them,
     /// so they are written to the ledger as `unreported`.
     public func expireReservations() -> [Reservation] {
-        let now = clock.nowMS()
-        var expired: [Reservation] = []
-        for (id, reservation) in reservations where reservation.expiresAtMS <= now {
-            reservations[id] = nil
-            release(reservation, chargingCost: reservation.reservedNanoUSD,
-                    tokens: reservation.reservedTokens, at: now)
-            expired.append(reservation)
-        }
-        return expired
+        state.withLock { $0.expireReservations() }
     }
-
-    // MARK: State across restarts
 
     /// Rebuilds window state from spend recorded before start-up.
     public func seed(_ records: [SpendRecord]) {
-        for record in records {
-            self.record(record.attributes, costNanoUSD: record.costNanoUSD, tokens: record.tokens, atMS: record.timeMS)
-        }
+        state.withLock { $0.seed(records) }
     }
 
     /// Takes back reservations that were in flight at the last clean stop, holding their budget
     /// again under the current caps.
     public func restore(_ saved: [Reservation]) {
-        let now = clock.nowMS()
-        for var reservation in saved where reservations[reservation.id] == nil {
-            reservation.holds = []
-            for cap in caps {
-                guard let key = cap.scope.key(for: reservation.attributes) else { continue }
-                var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
-                budget.reservedNanoUSD += reservation.reservedNanoUSD
-                budget.reservedTokens += reservation.reservedTokens
-                budgets[cap.name, default: [:]][key] = budget
-                reservation.holds.append(CapHold(cap: cap.name, key: key))
-            }
-            reservations[reservation.id] = reservation
-        }
+        state.withLock { $0.restore(saved) }
     }
 
     /// Swaps in new caps and prices (a config reload): window state is rebuilt from `history`
     /// and in-flight reservations hold their budget under the new caps.
     public func reconfigure(caps: [Cap], pricing: PriceTable, history: [SpendRecord]) {
-        self.caps = caps
-        self.pricing = pricing
-        prices = [:]
-        budgets = [:]
-        seed(history)
-        let live = Array(reservations.values)
-        reservations = [:]
-        restore(live)
+        state.withLock { $0.reconfigure(caps: caps, pricing: pricing, history: history) }
     }
 
     /// The caps in force.
-    public var currentCaps: [Cap] { caps }
+    public var currentCaps: [Cap] { state.withLock { $0.currentCaps } }
+
+    /// The price table in force.
+    public var pricing: PriceTable { state.withLock { $0.pricing } }
 
     /// The reservations in flight, to be saved at a clean stop.
-    public func inFlight() -> [Reservation] { Array(reservations.values) }
-
-    // MARK: Reading
+    public func inFlight() -> [Reservation] { state.withLock { $0.inFlight() } }
 
     /// Every cap with each of its budgets; a cap nothing has matched yet shows one empty budget.
-    public func snapshot() -> PolicySnapshot {
-        let now = clock.nowMS()
-        var result: [(cap: Cap, keys: [CapStatus])] = []
-        for cap in caps {
-            var statuses: [CapStatus] = []
-            for (key, var budget) in budgets[cap.name] ?? [:] {
-                budget.window.advance(to: now)
-                budgets[cap.name]![key] = budget
-                statuses.append(status(cap, key: key, budget))
-            }
-            if statuses.isEmpty {
-                statuses.append(status(cap, key: cap.scope.emptyKey, newBudget(cap, now: now)))
-            }
-            result.append((cap, statuses.sorted { $0.key < $1.key }))
-        }
-        return PolicySnapshot(caps: result, reservationsInFlight: reservations.count)
-    }
+    public func snapshot() -> PolicySnapshot { state.withLock { $0.snapshot() } }
 
     /// The price that applies to `model` (cached per model name).
-    public func price(_ model: String) -> PriceTable.Resolution {
-        if let cached = prices[model] { return cached }
-        let resolution = pricing.resolve(model)
-        if prices.count < 10_000 { prices[model] = resolution }
-        return resolution
-    }
-
-    // MARK: Internals
-
-    private func newBudget(_ cap: Cap, now: Int64) -> Budget {
-        Budget(window: WindowAccumulator(window: cap.window, calendar: calendar, nowMS: now))
-    }
-
-    private func release(_ reservation: Reservation, chargingCost cost: NanoUSD, tokens: Int64, at now: Int64) {
-        for hold in reservation.holds {
-            guard var budget = budgets[hold.cap]?[hold.key] else { continue }
-            budget.reservedNanoUSD -= reservation.reservedNanoUSD
-            budget.reservedTokens -= reservation.reservedTokens
-            budget.window.advance(to: now)
-            budget.window.add(cost: cost, tokens: tokens, at: now)
-            budgets[hold.cap]![hold.key] = budget
-        }
-    }
-
-    private func exceeds(_ cap: Cap, _ budget: Budget, cost: NanoUSD, tokens: Int64) -> String? {
-        if let limit = cap.limitNanoUSD {
-            let spent = budget.window.spentNanoUSD
-            if spent + budget.reservedNanoUSD + cost > limit {
-                return "cap '\(cap.name)' (\(cap.window)) would be exceeded: spent \(Money.format(spent))"
-                    + " + reserved \(Money.format(budget.reservedNanoUSD)) + this call \(Money.format(cost))"
-                    + " > limit \(Money.format(limit))"
-            }
-        }
-        if let limit = cap.limitTokens {
-            let spent = budget.window.spentTokens
-            if spent + budget.reservedTokens + tokens > limit {
-                return "cap '\(cap.name)' (\(cap.window)) would be exceeded: \(spent) tokens spent"
-                    + " + \(budget.reservedTokens) reserved + \(tokens) for this call > limit \(limit) tokens"
-            }
-        }
-        return nil
-    }
-
-    private func status(_ cap: Cap, key: String, _ budget: Budget) -> CapStatus {
-        CapStatus(
-            cap: cap, key: key, spentNanoUSD: budget.window.spentNanoUSD,
-            reservedNanoUSD: budget.reservedNanoUSD, spentTokens: budget.window.spentTokens,
-            reservedTokens: budget.reservedTokens, resetsAtMS: budget.window.resetsAtMS)
-    }
-
-    private func makeReservationID() -> String {
-        let hi = rng.next() as UInt64
-        let lo = rng.next() as UInt64
-        return "r_" + hex(hi) + hex(lo)
-    }
-
-    private nonisolated func hex(_ value: UInt64) -> String {
-        let s = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
-    }
+    public func price(_ model: String) -> PriceTable.Resolution { state.withLock { $0.price(model) } }
 }
 
 /// Spend recorded in the ledger, replayed into the windows at start-up.

@@ -64,9 +64,18 @@ import Testing
         ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\n", 1, "limit_usd"),
         ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = -3\n", 5, "non-negative"),
         ("[[cap]]\nname = \"a\"\nscope = { nobody = \"x\" }\nwindow = \"1d\"\nlimit_usd = 1\n", 3, "scope"),
-        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\nlimt = 2\n", 6, "unknown key limt"),
-        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\naction = \"approve\"\n", 6, "approve"),
-        ("[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n\n[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n", 8, "two caps"),
+        (
+            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\nlimt = 2\n", 6,
+            "unknown key limt"
+        ),
+        (
+            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\naction = \"approve\"\n",
+            6, "approve"
+        ),
+        (
+            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n\n[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n",
+            8, "two caps"
+        ),
     ])
     func invalidCapsNameTheLine(text: String, line: Int, fragment: String) {
         do {
@@ -94,7 +103,8 @@ import Testing
         try config.apply(
             TOMLSource(
                 file: "spendwall.toml",
-                text: "[policy]\nfail_mode = \"closed\"\nreservation_ttl = \"2m\"\n[pricing]\nfallback_input_usd = 1\n"))
+                text: "[policy]\nfail_mode = \"closed\"\nreservation_ttl = \"2m\"\n[pricing]\nfallback_input_usd = 1\n")
+        )
         #expect(config.failMode == .closed)
         #expect(config.reservationTTLMS == 120_000)
         #expect(config.fallbackPrice.inputPerMillion == 1_000_000_000)
@@ -118,14 +128,16 @@ import Testing
         #expect(resolved.configDirectory == "/home/u/.config/spendwall")
         #expect(resolved.dataDirectory == "/home/u/.local/share/spendwall")
         #expect(resolved.socketPath == "/run/user/1000/spendwall/spendwall.sock")
-        let overridden = SpendwallPaths.resolve(environment: env.merging(["SPENDWALL_SOCKET": "/tmp/x.sock", "SPENDWALL_CONFIG_DIR": "/etc/sw"]) { $1 })
+        let overridden = SpendwallPaths.resolve(
+            environment: env.merging(["SPENDWALL_SOCKET": "/tmp/x.sock", "SPENDWALL_CONFIG_DIR": "/etc/sw"]) { $1 })
         #expect(overridden.socketPath == "/tmp/x.sock")
         #expect(overridden.configDirectory == "/etc/sw")
         #expect(SpendwallPaths.resolve(environment: ["HOME": "/h"]).socketPath.hasPrefix("/tmp/spendwall-"))
     }
 
     @Test func labelsAndPricingParse() throws {
-        let labels = try LabelsFile.parse("[[label]]\nexe = \"*/python3*\"\nscript = \"*/reviewer.py\"\napp = \"reviewer\"\n")
+        let labels = try LabelsFile.parse(
+            "[[label]]\nexe = \"*/python3*\"\nscript = \"*/reviewer.py\"\napp = \"reviewer\"\n")
         #expect(labels == [LabelRule(exe: "*/python3*", script: "*/reviewer.py", app: "reviewer")])
         let prices = try PricingFile.parse("[models.\"my-model\"]\ninput = 3.0\noutput = 12\ncache_read = 0.3\n")
         #expect(prices["my-model"]?.outputPerMillion == 12_000_000_000)

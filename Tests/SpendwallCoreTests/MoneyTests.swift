@@ -27,7 +27,9 @@ import Testing
 }
 
 @Suite struct ScopeTests {
-    let call = CallAttributes(provider: .openai, model: "gpt-4o-mini", agent: "reviewer", app: "Claude Code", session: "s1", tags: ["customer": "acme"])
+    let call = CallAttributes(
+        provider: .openai, model: "gpt-4o-mini", agent: "reviewer", app: "Claude Code", session: "s1",
+        tags: ["customer": "acme"])
 
     @Test func exactPrefixAndEach() {
         #expect(CapScope.agent(ScopePattern("reviewer")).key(for: call) == "reviewer")

@@ -36,7 +36,8 @@ let pythonAgent = """
             """
         try await TestDaemon.with(files: ["labels.toml": labels]) { daemon in
             let script = daemon.root.appendingPathComponent("agents/reviewer.py")
-            try FileManager.default.createDirectory(at: script.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: script.deletingLastPathComponent(), withIntermediateDirectories: true)
             try pythonAgent.write(to: script, atomically: true, encoding: .utf8)
             let run = try await TestDaemon.run("/usr/bin/env", ["python3", script.path, daemon.socketPath])
             #expect(run.status == 0, "\(run.err)")
@@ -79,7 +80,8 @@ let pythonAgent = """
     }
 
     @Test func withoutALabelTheScriptNameIsTheApp() async throws {
-        try await TestDaemon.with(files: ["labels.toml": "[[label]]\nexe = \"/nothing/*\"\napp = \"none\"\n"]) { daemon in
+        try await TestDaemon.with(files: ["labels.toml": "[[label]]\nexe = \"/nothing/*\"\napp = \"none\"\n"]) {
+            daemon in
             let script = daemon.root.appendingPathComponent("my_agent.py")
             try pythonAgent.write(to: script, atomically: true, encoding: .utf8)
             let run = try await TestDaemon.run("/usr/bin/env", ["python3", script.path, daemon.socketPath])

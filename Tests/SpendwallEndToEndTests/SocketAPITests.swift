@@ -22,11 +22,16 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
             let components = health["components"] as? [String: [String: Any]]
             #expect(components?["ledger"]?["ok"] as? Bool == true)
             #expect(components?["engine"]?["ok"] as? Bool == true)
-            let socketMode = try FileManager.default.attributesOfItem(atPath: daemon.socketPath)[.posixPermissions] as? Int
-            let dirMode = try FileManager.default.attributesOfItem(atPath: (daemon.socketPath as NSString).deletingLastPathComponent)[.posixPermissions] as? Int
+            let socketMode =
+                try FileManager.default.attributesOfItem(atPath: daemon.socketPath)[.posixPermissions] as? Int
+            let dirMode =
+                try FileManager.default.attributesOfItem(
+                    atPath: (daemon.socketPath as NSString).deletingLastPathComponent)[.posixPermissions] as? Int
             #expect(socketMode == 0o600)
             #expect(dirMode == 0o700)
-            let dbMode = try FileManager.default.attributesOfItem(atPath: daemon.dataDirectory.appendingPathComponent("spendwall.db").path)[.posixPermissions] as? Int
+            let dbMode =
+                try FileManager.default.attributesOfItem(
+                    atPath: daemon.dataDirectory.appendingPathComponent("spendwall.db").path)[.posixPermissions] as? Int
             #expect(dbMode == 0o600)
         }
     }
@@ -36,7 +41,11 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
             let client = daemon.client
             let answers = try await withThrowingTaskGroup(of: [String: Any].self) { group in
                 for _ in 0..<64 {
-                    group.addTask { try await client.post("/v1/check", ["provider": "openai", "model": "gpt-4o", "request": fiveCentRequest]).json }
+                    group.addTask {
+                        try await client.post(
+                            "/v1/check", ["provider": "openai", "model": "gpt-4o", "request": fiveCentRequest]
+                        ).json
+                    }
                 }
                 return try await group.reduce(into: [[String: Any]]()) { $0.append($1) }
             }
@@ -56,7 +65,8 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
             }
             var again = 0
             for _ in 0..<64 {
-                let (_, json) = try await client.post("/v1/check", ["provider": "openai", "model": "gpt-4o", "request": fiveCentRequest])
+                let (_, json) = try await client.post(
+                    "/v1/check", ["provider": "openai", "model": "gpt-4o", "request": fiveCentRequest])
                 if json["decision"] as? String == "allow" { again += 1 }
             }
             #expect(again == 16)
@@ -70,9 +80,14 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
     @Test func reportsAreIdempotentAndCachedTokensPricedAtTheirRates() async throws {
         try await TestDaemon.with { daemon in
             let client = daemon.client
-            let check = try await client.post("/v1/check", ["provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "request": ["max_tokens": 100]]).json
+            let check = try await client.post(
+                "/v1/check",
+                ["provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "request": ["max_tokens": 100]]
+            ).json
             let id = try #require(check["reservation_id"] as? String)
-            let usage = ["input_tokens": 1000, "output_tokens": 200, "cache_read_tokens": 5000, "cache_write_tokens": 2000]
+            let usage = [
+                "input_tokens": 1000, "output_tokens": 200, "cache_read_tokens": 5000, "cache_write_tokens": 2000,
+            ]
             let first = try await client.post("/v1/report", ["reservation_id": id, "usage": usage])
             // $3/M in, $15/M out, $0.30/M cache read, $3.75/M cache write.
             let expected: Int64 = 3_000_000 + 3_000_000 + 1_500_000 + 7_500_000
@@ -91,10 +106,12 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
             let client = daemon.client
             let item: [String: Any] = [
                 "id": "spool-1", "provider": "openai", "model": "gpt-4o", "agent": "offline",
-                "usage": ["input_tokens": 100_000, "output_tokens": 0], "time_ms": Int(Date().timeIntervalSince1970 * 1000) - 5000,
+                "usage": ["input_tokens": 100_000, "output_tokens": 0],
+                "time_ms": Int(Date().timeIntervalSince1970 * 1000) - 5000,
             ]
             let bad: [String: Any] = ["id": "spool-2", "usage": ["input_tokens": 1]]
-            let first = try await client.post("/v1/reports", ["reports": [item, bad]]).json["results"] as? [[String: Any]]
+            let first =
+                try await client.post("/v1/reports", ["reports": [item, bad]]).json["results"] as? [[String: Any]]
             #expect(first?.map { $0["result"] as? String } == ["recorded", "rejected"])
             let again = try await client.post("/v1/reports", ["reports": [item]]).json["results"] as? [[String: Any]]
             #expect(again?.first?["result"] as? String == "duplicate")
@@ -122,8 +139,14 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
                 ("/v1/check", #"{"provider": "gemini", "model": "x"}"#, 400, "bad_request", "provider"),
                 ("/v1/check", #"{"provider": "openai", "model": "m", "tags": {"a": 1}}"#, 400, "bad_request", "tags"),
                 ("/v1/report", #"{"reservation_id": "r_nope", "usage": {}}"#, 404, "unknown_reservation", "r_nope"),
-                ("/v1/report", #"{"reservation_id": "r_x", "usage": {"input_tokens": -5}}"#, 400, "bad_request", "negative"),
-                ("/v1/report", #"{"reservation_id": "r_x", "usage": {"input_tokens": "many"}}"#, 400, "bad_request", "input_tokens"),
+                (
+                    "/v1/report", #"{"reservation_id": "r_x", "usage": {"input_tokens": -5}}"#, 400, "bad_request",
+                    "negative"
+                ),
+                (
+                    "/v1/report", #"{"reservation_id": "r_x", "usage": {"input_tokens": "many"}}"#, 400, "bad_request",
+                    "input_tokens"
+                ),
                 ("/v1/report", #"{"reservation_id": "r_x", "outcome": "great"}"#, 400, "bad_request", "outcome"),
                 ("/v1/reports", #"{"reports": "no"}"#, 400, "bad_request", "reports"),
                 ("/v1/nowhere", "{}", 404, "not_found", "no endpoint"),
@@ -145,7 +168,9 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
         try await TestDaemon.with { daemon in
             let socket = try RawSocket(path: daemon.socketPath)
             let body = [UInt8](repeating: UInt8(ascii: "a"), count: 10 << 20)
-            socket.send("POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n")
+            socket.send(
+                "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+            )
             socket.send(body)
             let answer = try await offload { socket.readAll() }
             #expect(answer.hasPrefix("HTTP/1.1 413"))
@@ -184,7 +209,9 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
             // The one-dollar cap still holds.
             let snapshot = try await daemon.client.getJSON("/v1/policy/snapshot").json
             #expect((snapshot["caps"] as? [[String: Any]])?.first?["name"] as? String == "one-dollar")
-            let check = try await daemon.client.post("/v1/check", ["provider": "openai", "model": "gpt-4o", "request": ["max_tokens": 200_000]]).json
+            let check = try await daemon.client.post(
+                "/v1/check", ["provider": "openai", "model": "gpt-4o", "request": ["max_tokens": 200_000]]
+            ).json
             #expect(check["decision"] as? String == "block")
             // Fixed, it reloads.
             try daemon.writeConfig("caps.toml", "")

@@ -15,7 +15,9 @@ final class NotifyListener {
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0 else { throw TestFailure("bind \(path): \(String(cString: strerror(errno)))") }
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
@@ -53,11 +55,14 @@ final class NotifyListener {
 
     @Test func theDaemonServesASocketPassedBySocketActivation() async throws {
         let activate = "/usr/bin/systemd-socket-activate"
-        try #require(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate is missing (apt-get install systemd)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: activate),
+            "systemd-socket-activate is missing (apt-get install systemd)")
         let daemon = try TestDaemon()
         defer { daemon.cleanUp() }
         let directory = (daemon.socketPath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         let process = Process()
         process.executableURL = URL(fileURLWithPath: activate)
         process.arguments = ["-l", daemon.socketPath, TestDaemon.binaryPath, "daemon"]
@@ -94,22 +99,29 @@ final class NotifyListener {
         let daemon = try TestDaemon()
         defer { daemon.cleanUp() }
         let units = daemon.root.appendingPathComponent("units")
-        let install = try await TestDaemon.run(TestDaemon.binaryPath, ["service", "install", "--directory", units.path], environment: daemon.environment)
+        let install = try await TestDaemon.run(
+            TestDaemon.binaryPath, ["service", "install", "--directory", units.path], environment: daemon.environment)
         #expect(install.status == 0, "\(install.err)")
         #expect(install.out.contains("systemctl --user enable --now spendwall.socket"))
         let service = try String(contentsOf: units.appendingPathComponent("spendwall.service"), encoding: .utf8)
         #expect(service.contains("ExecStart=\(TestDaemon.binaryPath) daemon"))
         #expect(service.contains("Type=notify"))
 
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let template = try String(contentsOf: repo.appendingPathComponent("systemd/spendwall.service"), encoding: .utf8)
         #expect(template.replacingOccurrences(of: "@SPENDWALL_BIN@", with: TestDaemon.binaryPath) == service)
-        let socketTemplate = try String(contentsOf: repo.appendingPathComponent("systemd/spendwall.socket"), encoding: .utf8)
-        #expect(try String(contentsOf: units.appendingPathComponent("spendwall.socket"), encoding: .utf8) == socketTemplate)
+        let socketTemplate = try String(
+            contentsOf: repo.appendingPathComponent("systemd/spendwall.socket"), encoding: .utf8)
+        #expect(
+            try String(contentsOf: units.appendingPathComponent("spendwall.socket"), encoding: .utf8) == socketTemplate)
 
         let verify = try await TestDaemon.run(
             "/usr/bin/systemd-analyze",
-            ["verify", "--man=no", units.appendingPathComponent("spendwall.socket").path, units.appendingPathComponent("spendwall.service").path])
+            [
+                "verify", "--man=no", units.appendingPathComponent("spendwall.socket").path,
+                units.appendingPathComponent("spendwall.service").path,
+            ])
         #expect(verify.status == 0, "\(verify.out)\(verify.err)")
     }
 }

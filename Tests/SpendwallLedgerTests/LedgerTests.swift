@@ -5,7 +5,10 @@ import Testing
 @testable import SpendwallLedger
 
 @Suite struct LedgerTests {
-    func event(_ id: String, app: String = "a", cost: Int64 = 100, outcome: Outcome = .ok, time: Int64 = 1_000, tags: [String: String] = [:]) -> SpendEvent {
+    func event(
+        _ id: String, app: String = "a", cost: Int64 = 100, outcome: Outcome = .ok, time: Int64 = 1_000,
+        tags: [String: String] = [:]
+    ) -> SpendEvent {
         SpendEvent(
             requestID: id, timeMS: time, path: .sdk, provider: .openai, model: "gpt-4o", agent: "bot", app: app,
             peerPID: 42, peerUID: 1000, peerExe: "/usr/bin/python3", peerScript: "/x/reviewer.py", tags: tags,

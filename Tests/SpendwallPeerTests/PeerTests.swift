@@ -5,19 +5,21 @@ import Testing
 @testable import SpendwallPeer
 
 @Suite struct PeerTests {
-    @Test(arguments: [
-        (["python3", "reviewer.py", "--x"], "reviewer.py"), (["python3", "-u", "/a/b.py"], "/a/b.py"),
-        (["python3", "-m", "aider"], "aider"), (["python3", "-c", "print(1)"], nil),
-        (["node", "--require", "x.js", "/usr/lib/claude/cli.js"], "/usr/lib/claude/cli.js"),
-        (["deno", "run", "--allow-net", "agent.ts"], "agent.ts"), (["python3"], nil),
-    ] as [([String], String?)])
+    @Test(
+        arguments: [
+            (["python3", "reviewer.py", "--x"], "reviewer.py"), (["python3", "-u", "/a/b.py"], "/a/b.py"),
+            (["python3", "-m", "aider"], "aider"), (["python3", "-c", "print(1)"], nil),
+            (["node", "--require", "x.js", "/usr/lib/claude/cli.js"], "/usr/lib/claude/cli.js"),
+            (["deno", "run", "--allow-net", "agent.ts"], "agent.ts"), (["python3"], nil),
+        ] as [([String], String?)])
     func scriptFromArguments(argv: [String], script: String?) {
         #expect(ProcessInspector.script(fromArguments: argv) == script)
     }
 
     @Test func labelsFirstMatchWins() {
         let matcher = LabelMatcher(rules: [
-            LabelRule(exe: "*/python3*", script: "*/reviewer.py", app: "reviewer"), LabelRule(exe: "*/python*", app: "python"),
+            LabelRule(exe: "*/python3*", script: "*/reviewer.py", app: "reviewer"),
+            LabelRule(exe: "*/python*", app: "python"),
         ])
         #expect(matcher.app(exe: "/usr/bin/python3.11", script: "/home/u/reviewer.py") == "reviewer")
         #expect(matcher.app(exe: "/usr/bin/python3.11", script: "/home/u/other.py") == "python")

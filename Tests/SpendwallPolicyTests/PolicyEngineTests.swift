@@ -13,10 +13,14 @@ final class ManualClock: WallClock {
 }
 
 /// A model at $10 per million output tokens: 5,000 output tokens reserve exactly $0.05.
-let testPricing = PriceTable(entries: ["test-model": ModelPrice(inputPerMillion: 1_000_000_000, outputPerMillion: 10_000_000_000)])
+let testPricing = PriceTable(entries: [
+    "test-model": ModelPrice(inputPerMillion: 1_000_000_000, outputPerMillion: 10_000_000_000)
+])
 let fiveCents = CallEstimate(inputTokens: 0, maxOutputTokens: 5000)
 
-func dollarCap(_ dollars: Double, scope: CapScope = .global, window: CapWindow = .rolling(milliseconds: 86_400_000)) -> Cap {
+func dollarCap(_ dollars: Double, scope: CapScope = .global, window: CapWindow = .rolling(milliseconds: 86_400_000))
+    -> Cap
+{
     Cap(name: "cap", scope: scope, window: window, limitNanoUSD: Money.nanos(fromDollars: dollars)!, action: .block)
 }
 
@@ -26,7 +30,7 @@ func dollarCap(_ dollars: Double, scope: CapScope = .global, window: CapWindow =
     @Test func sixtyFourConcurrentChecksAdmitExactlyTwentyAgainstOneDollar() async throws {
         let engine = PolicyEngine(caps: [dollarCap(1.0)], pricing: testPricing, clock: ManualClock())
         let decisions = await withTaskGroup(of: CheckDecision.self) { group in
-            for _ in 0..<64 { group.addTask { await engine.check(call, estimate: fiveCents) } }
+            for _ in 0..<64 { group.addTask { engine.check(call, estimate: fiveCents) } }
             return await group.reduce(into: [CheckDecision]()) { $0.append($1) }
         }
         let allowed = decisions.compactMap { if case .allow(let r) = $0 { r } else { nil } }
@@ -35,23 +39,25 @@ func dollarCap(_ dollars: Double, scope: CapScope = .global, window: CapWindow =
 
         // Settle each at a real cost of $0.01: $0.20 spent, $0.80 free again = 16 more calls.
         for reservation in allowed {
-            let settlement = await engine.settle(reservation.id, usage: Usage(outputTokens: 1000))
+            let settlement = engine.settle(reservation.id, usage: Usage(outputTokens: 1000))
             #expect(settlement?.costNanoUSD == 10_000_000)
         }
         var again = 0
         for _ in 0..<64 {
-            if case .allow = await engine.check(call, estimate: fiveCents) { again += 1 }
+            if case .allow = engine.check(call, estimate: fiveCents) { again += 1 }
         }
         #expect(again == 16)
-        let key = await engine.snapshot().caps[0].keys[0]
+        let key = engine.snapshot().caps[0].keys[0]
         #expect(key.spentNanoUSD == 200_000_000)
         #expect(key.reservedNanoUSD == 800_000_000)
     }
 
     @Test func blockNamesTheCapAndWhatIsLeft() async {
         let engine = PolicyEngine(caps: [dollarCap(0.07)], pricing: testPricing, clock: ManualClock())
-        guard case .allow = await engine.check(call, estimate: fiveCents) else { Issue.record("first call should pass"); return }
-        guard case .block(let status, let reason) = await engine.check(call, estimate: fiveCents) else {
+        guard case .allow = engine.check(call, estimate: fiveCents) else {
+            Issue.record("first call should pass"); return
+        }
+        guard case .block(let status, let reason) = engine.check(call, estimate: fiveCents) else {
             Issue.record("second call should be blocked")
             return
         }
@@ -65,68 +71,112 @@ func dollarCap(_ dollars: Double, scope: CapScope = .global, window: CapWindow =
         cap.action = .alert
         let engine = PolicyEngine(caps: [cap], pricing: testPricing, clock: ManualClock())
         for _ in 0..<3 {
-            guard case .allow = await engine.check(call, estimate: fiveCents) else { Issue.record("alert cap blocked"); return }
+            guard case .allow = engine.check(call, estimate: fiveCents) else {
+                Issue.record("alert cap blocked"); return
+            }
         }
-        #expect(await engine.snapshot().caps[0].keys[0].reservedNanoUSD == 150_000_000)
+        #expect(engine.snapshot().caps[0].keys[0].reservedNanoUSD == 150_000_000)
     }
 
     @Test func tokenLimitsBlockToo() async {
         let cap = Cap(name: "tokens", scope: .agent(.exact("a")), window: .calendar(.day), limitTokens: 12_000)
         let engine = PolicyEngine(caps: [cap], pricing: testPricing, clock: ManualClock())
-        guard case .allow = await engine.check(call, estimate: fiveCents) else { Issue.record("first"); return }
-        guard case .allow = await engine.check(call, estimate: fiveCents) else { Issue.record("second"); return }
-        guard case .block = await engine.check(call, estimate: fiveCents) else { Issue.record("third should block"); return }
+        guard case .allow = engine.check(call, estimate: fiveCents) else { Issue.record("first"); return }
+        guard case .allow = engine.check(call, estimate: fiveCents) else { Issue.record("second"); return }
+        guard case .block = engine.check(call, estimate: fiveCents) else { Issue.record("third should block"); return }
         // Another agent is not covered by this cap.
-        guard case .allow = await engine.check(CallAttributes(provider: .openai, model: "test-model", agent: "b"), estimate: fiveCents) else {
+        guard
+            case .allow = engine.check(
+                CallAttributes(provider: .openai, model: "test-model", agent: "b"), estimate: fiveCents)
+        else {
             Issue.record("other agent blocked")
             return
         }
     }
 
     @Test func perValueScopesGiveEachValueItsOwnBudget() async {
-        let engine = PolicyEngine(caps: [dollarCap(0.05, scope: .session(.each))], pricing: testPricing, clock: ManualClock())
+        let engine = PolicyEngine(
+            caps: [dollarCap(0.05, scope: .session(.each))], pricing: testPricing, clock: ManualClock())
         for session in ["s1", "s2"] {
             var attributes = call
             attributes.session = session
-            guard case .allow = await engine.check(attributes, estimate: fiveCents) else { Issue.record("\(session) first"); return }
-            guard case .block = await engine.check(attributes, estimate: fiveCents) else { Issue.record("\(session) second"); return }
+            guard case .allow = engine.check(attributes, estimate: fiveCents) else {
+                Issue.record("\(session) first"); return
+            }
+            guard case .block = engine.check(attributes, estimate: fiveCents) else {
+                Issue.record("\(session) second"); return
+            }
         }
     }
 
     @Test func unreportedReservationsExpireAtTheirReservedCost() async {
         let clock = ManualClock()
-        let engine = PolicyEngine(caps: [dollarCap(1.0)], pricing: testPricing, settings: PolicySettings(reservationTTLMS: 60_000), clock: clock)
-        guard case .allow(let reservation) = await engine.check(call, estimate: fiveCents) else { Issue.record("allow"); return }
-        #expect(await engine.expireReservations().isEmpty)
+        let engine = PolicyEngine(
+            caps: [dollarCap(1.0)], pricing: testPricing, settings: PolicySettings(reservationTTLMS: 60_000),
+            clock: clock)
+        guard case .allow(let reservation) = engine.check(call, estimate: fiveCents) else {
+            Issue.record("allow"); return
+        }
+        #expect(engine.expireReservations().isEmpty)
         clock.advance(60_000)
-        let expired = await engine.expireReservations()
+        let expired = engine.expireReservations()
         #expect(expired.map(\.id) == [reservation.id])
-        let key = await engine.snapshot().caps[0].keys[0]
+        let key = engine.snapshot().caps[0].keys[0]
         #expect(key.reservedNanoUSD == 0)
         #expect(key.spentNanoUSD == 50_000_000)
-        #expect(await engine.settle(reservation.id, usage: Usage()) == nil)
+        #expect(engine.settle(reservation.id, usage: Usage()) == nil)
     }
 
     @Test func rollingWindowsForgetOldSpend() async {
         let clock = ManualClock()
-        let engine = PolicyEngine(caps: [dollarCap(0.05, window: .rolling(milliseconds: 3_600_000))], pricing: testPricing, clock: clock)
-        guard case .allow(let r) = await engine.check(call, estimate: fiveCents) else { Issue.record("allow"); return }
-        _ = await engine.settle(r.id, usage: Usage(outputTokens: 5000))
-        guard case .block = await engine.check(call, estimate: fiveCents) else { Issue.record("should block"); return }
+        let engine = PolicyEngine(
+            caps: [dollarCap(0.05, window: .rolling(milliseconds: 3_600_000))], pricing: testPricing, clock: clock)
+        guard case .allow(let r) = engine.check(call, estimate: fiveCents) else { Issue.record("allow"); return }
+        _ = engine.settle(r.id, usage: Usage(outputTokens: 5000))
+        guard case .block = engine.check(call, estimate: fiveCents) else { Issue.record("should block"); return }
         clock.advance(3_600_000 + 3_600_000 / 240 + 1)
-        guard case .allow = await engine.check(call, estimate: fiveCents) else { Issue.record("should allow after the window"); return }
+        guard case .allow = engine.check(call, estimate: fiveCents) else {
+            Issue.record("should allow after the window"); return
+        }
     }
 
     @Test func seedAndRestoreRebuildState() async {
         let clock = ManualClock()
         let engine = PolicyEngine(caps: [dollarCap(1.0)], pricing: testPricing, clock: clock)
-        await engine.seed([SpendRecord(attributes: call, costNanoUSD: 950_000_000, tokens: 10, timeMS: clock.nowMS() - 1000)])
-        guard case .allow(let reservation) = await engine.check(call, estimate: fiveCents) else { Issue.record("allow"); return }
-        let saved = await engine.inFlight()
+        engine.seed([SpendRecord(attributes: call, costNanoUSD: 950_000_000, tokens: 10, timeMS: clock.nowMS() - 1000)])
+        guard case .allow(let reservation) = engine.check(call, estimate: fiveCents) else {
+            Issue.record("allow"); return
+        }
+        let saved = engine.inFlight()
         let restarted = PolicyEngine(caps: [dollarCap(1.0)], pricing: testPricing, clock: clock)
-        await restarted.seed([SpendRecord(attributes: call, costNanoUSD: 950_000_000, tokens: 10, timeMS: clock.nowMS() - 1000)])
-        await restarted.restore(saved)
-        guard case .block = await restarted.check(call, estimate: fiveCents) else { Issue.record("restored reservation not held"); return }
-        #expect(await restarted.settle(reservation.id, usage: Usage(outputTokens: 100)) != nil)
+        restarted.seed([
+            SpendRecord(attributes: call, costNanoUSD: 950_000_000, tokens: 10, timeMS: clock.nowMS() - 1000)
+        ])
+        restarted.restore(saved)
+        guard case .block = restarted.check(call, estimate: fiveCents) else {
+            Issue.record("restored reservation not held"); return
+        }
+        #expect(restarted.settle(reservation.id, usage: Usage(outputTokens: 100)) != nil)
+    }
+
+    @Test func reloadKeepsWindowsOfUnchangedCapsAndRebuildsChangedOnes() {
+        let clock = ManualClock()
+        let engine = PolicyEngine(caps: [dollarCap(1.0)], pricing: testPricing, clock: clock)
+        guard case .allow(let settled) = engine.check(call, estimate: fiveCents) else { Issue.record("allow"); return }
+        // $0.04 settled (perhaps not yet committed to the ledger), then $0.05 in flight.
+        _ = engine.settle(settled.id, usage: Usage(outputTokens: 4000))
+        guard case .allow = engine.check(call, estimate: fiveCents) else { Issue.record("allow"); return }
+        engine.reconfigure(caps: [dollarCap(1.0)], pricing: testPricing, history: [])
+        var key = engine.snapshot().caps[0].keys[0]
+        #expect(key.spentNanoUSD == 40_000_000)
+        #expect(key.reservedNanoUSD == 50_000_000)
+        let history = [
+            SpendRecord(attributes: call, costNanoUSD: 30_000_000, tokens: 3000, timeMS: clock.nowMS() - 1000)
+        ]
+        engine.reconfigure(
+            caps: [dollarCap(1.0, window: .rolling(milliseconds: 3_600_000))], pricing: testPricing, history: history)
+        key = engine.snapshot().caps[0].keys[0]
+        #expect(key.spentNanoUSD == 30_000_000)
+        #expect(key.reservedNanoUSD == 50_000_000)
     }
 }

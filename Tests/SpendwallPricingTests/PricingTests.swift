@@ -48,7 +48,8 @@ import Testing
 
     @Test func overridesWinAndAddModels() {
         let custom = table.merging([
-            "gpt-4o": ModelPrice(inputPerMillion: 1_000_000_000, outputPerMillion: 2_000_000_000, source: "pricing.toml"),
+            "gpt-4o": ModelPrice(
+                inputPerMillion: 1_000_000_000, outputPerMillion: 2_000_000_000, source: "pricing.toml"),
             "my-model": ModelPrice(inputPerMillion: 5, outputPerMillion: 5, source: "pricing.toml"),
         ])
         #expect(custom.resolve("gpt-4o-2024-08-06").price.inputPerMillion == 1_000_000_000)
@@ -60,7 +61,9 @@ import Testing
         let estimator = RequestEstimator(defaultMaxTokens: 4096)
         let request = JSONValue.object([
             "max_tokens": .number(500),
-            "messages": .array([.object(["role": .string("user"), "content": .string(String(repeating: "abcd", count: 100))])]),
+            "messages": .array([
+                .object(["role": .string("user"), "content": .string(String(repeating: "abcd", count: 100))])
+            ]),
         ])
         let estimate = estimator.estimate(request)
         #expect(estimate.maxOutputTokens == 500)

@@ -24,7 +24,8 @@ public final class TestDaemon: @unchecked Sendable {
     }
 
     public init() throws {
-        root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("spendwall-test-\(UUID().uuidString.prefix(8))")
+        root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "spendwall-test-\(UUID().uuidString.prefix(8))")
         configDirectory = root.appendingPathComponent("config")
         dataDirectory = root.appendingPathComponent("data")
         socketPath = root.appendingPathComponent("run/spendwall.sock").path
@@ -107,7 +108,8 @@ public final class TestDaemon: @unchecked Sendable {
     }
 
     /// Runs a program to completion.
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil)
+        async throws
         -> (status: Int32, out: String, err: String)
     {
         try await offload { try runBlocking(executable, arguments, environment: environment) }
@@ -128,17 +130,23 @@ public final class TestDaemon: @unchecked Sendable {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: outData, as: UTF8.self),
+            String(decoding: errData, as: UTF8.self)
+        )
     }
 
     /// The `spendwall` binary: `$SPENDWALL_BIN`, else beside the test bundle in the build folder.
     public static var binaryPath: String {
         if let path = ProcessInfo.processInfo.environment["SPENDWALL_BIN"], !path.isEmpty { return path }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
         while directory.path != "/" {
             let candidate = directory.appendingPathComponent("spendwall").path
-            if FileManager.default.isExecutableFile(atPath: candidate), !candidate.hasSuffix(".xctest") { return candidate }
+            if FileManager.default.isExecutableFile(atPath: candidate), !candidate.hasSuffix(".xctest") {
+                return candidate
+            }
             directory.deleteLastPathComponent()
         }
         return ".build/debug/spendwall"

@@ -1,0 +1,265 @@
+import Foundation
+import SpendwallCore
+import SpendwallPricing
+
+/// The policy engine's state and rules: caps, the budget of every cap key (window spend plus
+/// what in-flight reservations hold), and the reservations themselves. Plain value code; the
+/// ``PolicyEngine`` makes every operation on it atomic.
+struct PolicyState {
+    private var caps: [Cap]
+    private var budgets: [String: [String: Budget]] = [:]
+    private var reservations: [String: Reservation] = [:]
+    private var prices: [String: PriceTable.Resolution] = [:]
+    private var rng = SystemRandomNumberGenerator()
+
+    private(set) var pricing: PriceTable
+    let settings: PolicySettings
+    private let clock: any WallClock
+    private let calendar: Calendar
+
+    private struct Budget {
+        var window: WindowAccumulator
+        var reservedNanoUSD: NanoUSD = 0
+        var reservedTokens: Int64 = 0
+    }
+
+    init(caps: [Cap], pricing: PriceTable, settings: PolicySettings, clock: any WallClock, calendar: Calendar) {
+        self.caps = caps
+        self.pricing = pricing
+        self.settings = settings
+        self.clock = clock
+        self.calendar = calendar
+    }
+
+    // MARK: Decisions
+
+    /// Decides a call and, when it is allowed, reserves its worst-case cost in every cap that
+    /// covers it.
+    mutating func check(
+        _ call: CallAttributes, estimate: CallEstimate, peer: PeerIdentity = .unknown,
+        path: SpendPath = .sdk, strict: Bool = false
+    ) -> CheckDecision {
+        let now = clock.nowMS()
+        let resolution = price(call.model)
+        let cost = estimate.worstCaseCost(resolution.price)
+        let tokens = estimate.worstCaseTokens
+        var holds: [CapHold] = []
+        for cap in caps {
+            guard let key = cap.scope.key(for: call) else { continue }
+            var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
+            budget.window.advance(to: now)
+            budgets[cap.name, default: [:]][key] = budget
+            if cap.action == .block, let reason = exceeds(cap, budget, cost: cost, tokens: tokens) {
+                return .block(status(cap, key: key, budget), reason: reason)
+            }
+            holds.append(CapHold(cap: cap.name, key: key))
+        }
+        for hold in holds {
+            budgets[hold.cap]![hold.key]!.reservedNanoUSD += cost
+            budgets[hold.cap]![hold.key]!.reservedTokens += tokens
+        }
+        let reservation = Reservation(
+            id: makeReservationID(), attributes: call, peer: peer, path: path, strict: strict,
+            estimate: estimate, price: resolution.price, priced: resolution.priced,
+            reservedNanoUSD: cost, reservedTokens: tokens, createdAtMS: now,
+            expiresAtMS: now + settings.reservationTTLMS, holds: holds)
+        reservations[reservation.id] = reservation
+        return .allow(reservation)
+    }
+
+    /// Settles a reservation to its real usage: releases what it held and adds the real cost
+    /// to every window. Returns nil for an id that is not (or no longer) reserved.
+    mutating func settle(_ reservationID: String, usage: Usage) -> Settlement? {
+        guard let reservation = reservations.removeValue(forKey: reservationID) else { return nil }
+        let now = clock.nowMS()
+        let cost = reservation.price.cost(of: usage)
+        release(reservation, chargingCost: cost, tokens: usage.totalTokens, at: now)
+        return Settlement(reservation: reservation, usage: usage, costNanoUSD: cost, settledAtMS: now)
+    }
+
+    /// Adds spend that arrived without a live reservation (spooled reports, start-up replay).
+    mutating func record(_ call: CallAttributes, costNanoUSD: NanoUSD, tokens: Int64, atMS time: Int64) {
+        record(call, costNanoUSD: costNanoUSD, tokens: tokens, atMS: time, into: caps)
+    }
+
+    private mutating func record(
+        _ call: CallAttributes, costNanoUSD: NanoUSD, tokens: Int64, atMS time: Int64, into caps: [Cap]
+    ) {
+        let now = clock.nowMS()
+        for cap in caps {
+            guard let key = cap.scope.key(for: call) else { continue }
+            var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
+            budget.window.advance(to: now)
+            budget.window.add(cost: costNanoUSD, tokens: tokens, at: min(time, now))
+            budgets[cap.name, default: [:]][key] = budget
+        }
+    }
+
+    /// Charges reservations whose report never came at their reserved cost and returns them,
+    /// so they are written to the ledger as `unreported`.
+    mutating func expireReservations() -> [Reservation] {
+        let now = clock.nowMS()
+        var expired: [Reservation] = []
+        for (id, reservation) in reservations where reservation.expiresAtMS <= now {
+            reservations[id] = nil
+            release(
+                reservation, chargingCost: reservation.reservedNanoUSD,
+                tokens: reservation.reservedTokens, at: now)
+            expired.append(reservation)
+        }
+        return expired
+    }
+
+    // MARK: State across restarts
+
+    /// Rebuilds window state from spend recorded before start-up.
+    mutating func seed(_ records: [SpendRecord]) {
+        for record in records {
+            self.record(record.attributes, costNanoUSD: record.costNanoUSD, tokens: record.tokens, atMS: record.timeMS)
+        }
+    }
+
+    /// Takes back reservations that were in flight at the last clean stop, holding their budget
+    /// again under the current caps.
+    mutating func restore(_ saved: [Reservation]) {
+        let now = clock.nowMS()
+        for var reservation in saved where reservations[reservation.id] == nil {
+            reservation.holds = []
+            for cap in caps {
+                guard let key = cap.scope.key(for: reservation.attributes) else { continue }
+                var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
+                budget.reservedNanoUSD += reservation.reservedNanoUSD
+                budget.reservedTokens += reservation.reservedTokens
+                budgets[cap.name, default: [:]][key] = budget
+                reservation.holds.append(CapHold(cap: cap.name, key: key))
+            }
+            reservations[reservation.id] = reservation
+        }
+    }
+
+    /// Swaps in new caps and prices (a config reload). A cap whose scope and window are
+    /// unchanged keeps its window state (it may hold spend not yet committed to the ledger);
+    /// a new or changed cap is rebuilt from `history`. In-flight reservations hold their
+    /// budget again under the new caps.
+    mutating func reconfigure(caps newCaps: [Cap], pricing: PriceTable, history: [SpendRecord]) {
+        let previous = Dictionary(caps.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let kept = budgets
+        caps = newCaps
+        self.pricing = pricing
+        prices = [:]
+        budgets = [:]
+        var rebuilt: [Cap] = []
+        for cap in newCaps {
+            if let old = previous[cap.name], old.scope == cap.scope, old.window == cap.window,
+                let windows = kept[cap.name]
+            {
+                budgets[cap.name] = windows.mapValues { budget in
+                    var budget = budget
+                    budget.reservedNanoUSD = 0
+                    budget.reservedTokens = 0
+                    return budget
+                }
+            } else {
+                rebuilt.append(cap)
+            }
+        }
+        for record in history where !rebuilt.isEmpty {
+            self.record(
+                record.attributes, costNanoUSD: record.costNanoUSD, tokens: record.tokens, atMS: record.timeMS,
+                into: rebuilt)
+        }
+        let live = Array(reservations.values)
+        reservations = [:]
+        restore(live)
+    }
+
+    /// The caps in force.
+    var currentCaps: [Cap] { caps }
+
+    /// The reservations in flight, to be saved at a clean stop.
+    func inFlight() -> [Reservation] { Array(reservations.values) }
+
+    // MARK: Reading
+
+    /// Every cap with each of its budgets; a cap nothing has matched yet shows one empty budget.
+    mutating func snapshot() -> PolicySnapshot {
+        let now = clock.nowMS()
+        var result: [(cap: Cap, keys: [CapStatus])] = []
+        for cap in caps {
+            var statuses: [CapStatus] = []
+            for (key, var budget) in budgets[cap.name] ?? [:] {
+                budget.window.advance(to: now)
+                budgets[cap.name]![key] = budget
+                statuses.append(status(cap, key: key, budget))
+            }
+            if statuses.isEmpty {
+                statuses.append(status(cap, key: cap.scope.emptyKey, newBudget(cap, now: now)))
+            }
+            result.append((cap, statuses.sorted { $0.key < $1.key }))
+        }
+        return PolicySnapshot(caps: result, reservationsInFlight: reservations.count)
+    }
+
+    /// The price that applies to `model` (cached per model name).
+    mutating func price(_ model: String) -> PriceTable.Resolution {
+        if let cached = prices[model] { return cached }
+        let resolution = pricing.resolve(model)
+        if prices.count < 10_000 { prices[model] = resolution }
+        return resolution
+    }
+
+    // MARK: Internals
+
+    private func newBudget(_ cap: Cap, now: Int64) -> Budget {
+        Budget(window: WindowAccumulator(window: cap.window, calendar: calendar, nowMS: now))
+    }
+
+    private mutating func release(_ reservation: Reservation, chargingCost cost: NanoUSD, tokens: Int64, at now: Int64)
+    {
+        for hold in reservation.holds {
+            guard var budget = budgets[hold.cap]?[hold.key] else { continue }
+            budget.reservedNanoUSD -= reservation.reservedNanoUSD
+            budget.reservedTokens -= reservation.reservedTokens
+            budget.window.advance(to: now)
+            budget.window.add(cost: cost, tokens: tokens, at: now)
+            budgets[hold.cap]![hold.key] = budget
+        }
+    }
+
+    private func exceeds(_ cap: Cap, _ budget: Budget, cost: NanoUSD, tokens: Int64) -> String? {
+        if let limit = cap.limitNanoUSD {
+            let spent = budget.window.spentNanoUSD
+            if spent + budget.reservedNanoUSD + cost > limit {
+                return "cap '\(cap.name)' (\(cap.window)) would be exceeded: spent \(Money.format(spent))"
+                    + " + reserved \(Money.format(budget.reservedNanoUSD)) + this call \(Money.format(cost))"
+                    + " > limit \(Money.format(limit))"
+            }
+        }
+        if let limit = cap.limitTokens {
+            let spent = budget.window.spentTokens
+            if spent + budget.reservedTokens + tokens > limit {
+                return "cap '\(cap.name)' (\(cap.window)) would be exceeded: \(spent) tokens spent"
+                    + " + \(budget.reservedTokens) reserved + \(tokens) for this call > limit \(limit) tokens"
+            }
+        }
+        return nil
+    }
+
+    private func status(_ cap: Cap, key: String, _ budget: Budget) -> CapStatus {
+        CapStatus(
+            cap: cap, key: key, spentNanoUSD: budget.window.spentNanoUSD,
+            reservedNanoUSD: budget.reservedNanoUSD, spentTokens: budget.window.spentTokens,
+            reservedTokens: budget.reservedTokens, resetsAtMS: budget.window.resetsAtMS)
+    }
+
+    private mutating func makeReservationID() -> String {
+        let hi = rng.next() as UInt64
+        let lo = rng.next() as UInt64
+        return "r_" + hex(hi) + hex(lo)
+    }
+
+    private func hex(_ value: UInt64) -> String {
+        let s = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+}
