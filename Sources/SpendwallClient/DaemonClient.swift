@@ -87,4 +87,88 @@ public struct DaemonClient: Sendable {
             throw SpendwallError(.daemonUnreachable, "the daemon closed the connection before answering")
         }
     }
+
+    /// One server-sent event from `GET /v1/events`.
+    public struct ServerEvent: Sendable {
+        public var kind: String
+        /// The event's JSON: `{"id", "kind", "time_ms", "data": {...}}`.
+        public var json: Data
+    }
+
+    /// Follows the live event stream until `handle` returns false or the daemon ends it.
+    /// `onOpen` runs once the stream is established, before any event is handled.
+    public func events(
+        kinds: [String]? = nil, onOpen: @Sendable () async throws -> Void = {},
+        _ handle: @Sendable (ServerEvent) async throws -> Bool
+    ) async throws {
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(unixDomainSocketPath: socketPath) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                            wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw SpendwallError(
+                .daemonUnreachable,
+                "no Spendwall daemon is answering on \(socketPath); start it with `spendwall start` (or `make run`)")
+        }
+        let query = kinds.map { "?kinds=" + $0.joined(separator: ",") } ?? ""
+        try await channel.executeThenClose { inbound, outbound in
+            var headers = HTTPHeaders()
+            headers.add(name: "host", value: "localhost")
+            try await outbound.write(
+                contentsOf: [
+                    .head(
+                        HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/events" + query, headers: headers)),
+                    .end(nil),
+                ])
+            var parser = ServerEventParser()
+            for try await part in inbound {
+                switch part {
+                case .head(let head):
+                    guard head.status == .ok else {
+                        throw SpendwallError(
+                            .badRequest, "the daemon refused the event stream (HTTP \(head.status.code))")
+                    }
+                    try await onOpen()
+                case .body(let buffer):
+                    for event in parser.feed(Array(buffer.readableBytesView)) {
+                        if try await !handle(event) { return }
+                    }
+                case .end: return
+                }
+            }
+        }
+    }
+}
+
+/// Splits a server-sent event stream into events (comments and keep-alives dropped).
+struct ServerEventParser {
+    private var pending: [UInt8] = []
+
+    mutating func feed(_ bytes: [UInt8]) -> [DaemonClient.ServerEvent] {
+        pending += bytes.filter { $0 != 13 }
+        var events: [DaemonClient.ServerEvent] = []
+        while let end = pending.firstRange(of: [10, 10]) {
+            let block = String(decoding: pending[..<end.lowerBound], as: UTF8.self)
+            pending.removeSubrange(..<end.upperBound)
+            var kind = "message"
+            var data: [Substring] = []
+            for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.hasPrefix("event:") {
+                    kind = line.dropFirst(6).trimmingCharacters(in: .whitespaces)
+                } else if line.hasPrefix("data:") {
+                    data.append(line.dropFirst(5).drop { $0 == " " })
+                }
+            }
+            if !data.isEmpty {
+                events.append(DaemonClient.ServerEvent(kind: kind, json: Data(data.joined(separator: "\n").utf8)))
+            }
+        }
+        return events
+    }
 }

@@ -24,6 +24,17 @@ struct DoctorCommand: AsyncParsableCommand {
                 lines.append("- \(name): \(ok ? "ok" : "FAILING") (\(value["latency_us"] ?? "?") µs)")
                 if !ok { problems.append("\(name) is failing: \(value["error"] ?? "")") }
             }
+            if let error = json["config_error"] as? String {
+                lines.append("- **kept the previous configuration**: the last reload failed: \(error)")
+                problems.append("the running daemon rejected a configuration change: \(error)")
+            }
+            let kills = json["kill_switches"] as? [[String: Any]] ?? []
+            lines.append(
+                "- kill switches on: "
+                    + (kills.isEmpty
+                        ? "none"
+                        : kills.map { k in (k["value"] as? String).map { "\(k["kind"] ?? "") \($0)" } ?? "global" }
+                            .joined(separator: ", ")))
         } else {
             lines.append("- **not running** on \(paths.socketPath) — start it with `spendwall start` or `make run`")
             problems.append("the daemon is not running")

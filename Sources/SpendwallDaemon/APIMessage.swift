@@ -11,6 +11,13 @@ struct APIRequest: Sendable {
     var query: [String: String]
     var body: ByteBuffer
 
+    init(method: HTTPMethod, path: String, query: [String: String] = [:], body: ByteBuffer) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+    }
+
     init(head: HTTPRequestHead, body: ByteBuffer) {
         method = head.method
         let parts = head.uri.split(separator: "?", maxSplits: 1)
@@ -36,6 +43,8 @@ enum APIReply: Sendable {
     case committed(SpendEvent, @Sendable (Result<AppendResult, SpendwallError>) -> APIResponse)
     /// Needs async work (ledger reads, reloads).
     case later(@Sendable () async -> APIResponse)
+    /// Becomes a live event stream of these kinds (nil: all).
+    case subscribe(Set<String>?)
 }
 
 /// A response from the socket API: a status and a JSON body.

@@ -1,4 +1,5 @@
 import SpendwallCore
+import SpendwallLedger
 import SpendwallPolicy
 
 // The socket API's JSON bodies (docs/socket-api.md). Property names are the wire names, so
@@ -234,9 +235,121 @@ struct HealthAnswer: Encodable {
     var socket_activated: Bool
     var caps: Int
     var components: [String: Component]
+    /// The last failed reload (`caps.toml:9: ...`), until a reload succeeds.
+    var config_error: String?
+    var kill_switches: [KillScopeJSON]
+    var event_subscribers: Int
+    /// Events dropped for subscribers that fell behind (still connected).
+    var events_dropped: Int
+    /// The most bytes of events queued for any one subscriber (bounded at 4 MiB).
+    var events_queued_bytes: Int
 }
 
 struct ReloadAnswer: Encodable {
     var reloaded: [String]
     var caps: Int
+}
+
+// MARK: kill switch and events
+
+struct KillBody: Decodable {
+    var agent: String?
+    var app: String?
+    var session: String?
+    var on: Bool?
+}
+
+struct KillScopeJSON: Encodable {
+    var kind: String
+    var value: String?
+
+    init(_ scope: KillScope) {
+        kind = scope.kind
+        value = scope.value
+    }
+}
+
+struct KillAnswer: Encodable {
+    var scope: KillScopeJSON
+    var on: Bool
+    var changed: Bool
+    var time_ms: Int64
+}
+
+struct KillSwitchEvent: Encodable {
+    var scope: KillScopeJSON
+    var on: Bool
+    var time_ms: Int64
+    var by: Peer
+
+    struct Peer: Encodable {
+        var pid: Int32?
+        var uid: UInt32?
+        var exe: String?
+    }
+
+    init(_ flip: KillFlip) {
+        scope = KillScopeJSON(flip.scope)
+        on = flip.on
+        time_ms = flip.timeMS
+        by = Peer(pid: flip.peerPID, uid: flip.peerUID, exe: flip.peerExe)
+    }
+}
+
+struct KillsAnswer: Encodable {
+    var on: [KillScopeJSON]
+    var flips: [KillSwitchEvent]
+}
+
+struct CallJSON: Encodable {
+    var provider: String
+    var model: String
+    var agent: String?
+    var app: String
+    var session: String?
+    var tags: [String: String]
+
+    init(_ call: CallAttributes) {
+        provider = call.provider.rawValue
+        model = call.model
+        agent = call.agent
+        app = call.app
+        session = call.session
+        tags = call.tags
+    }
+}
+
+struct CapBlockedEvent: Encodable {
+    var call: CallJSON
+    var cap: CapJSON
+    var reason: String
+
+    init(_ call: CallAttributes, cap: CapJSON, reason: String) {
+        self.call = CallJSON(call)
+        self.cap = cap
+        self.reason = reason
+    }
+}
+
+struct CapAlertEvent: Encodable {
+    var call: CallJSON
+    var cap: CapJSON
+    /// True when an `alert` cap's limit itself was passed; false at its warn_at line.
+    var exceeded: Bool
+
+    init(_ call: CallAttributes, warning: CapWarning) {
+        self.call = CallJSON(call)
+        cap = CapJSON(warning.status)
+        exceeded = warning.exceeded
+    }
+}
+
+struct ConfigReloadedEvent: Encodable {
+    var caps: Int
+}
+
+struct ConfigErrorEvent: Encodable {
+    var file: String?
+    var line: Int?
+    var message: String
 }

@@ -35,14 +35,20 @@ public enum Daemon {
             settings: PolicySettings(reservationTTLMS: configuration.reservationTTLMS))
         engine.seed(try await DaemonState.history(for: caps, store: store))
         try await ReservationKeeper.restore(engine: engine, store: store, logger: logger)
+        for scope in try await store.activeKills() {
+            engine.setKill(scope, on: true)
+            logger.warning(
+                "the \(scope) kill switch is on (turn it off with `spendwall kill\(SocketAPI.killFlag(scope)) --off`)")
+        }
+        let events = EventBus()
 
         let activated = Systemd.listenFDs().first.flatMap { Systemd.isUnixStreamListener($0) ? $0 : nil }
         let state = DaemonState(
             configuration: configuration, socketActivated: activated != nil, engine: engine, store: store,
-            builtinPrices: builtin, labels: labels, logger: logger)
+            builtinPrices: builtin, labels: labels, events: events, logger: logger)
         let writer = LedgerWriter(store: store, logger: logger)
         let api = SocketAPI(
-            engine: engine, writer: writer,
+            engine: engine, writer: writer, events: events,
             estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
             state: state, clock: SystemWallClock(), logger: logger)
         let server = SocketServer(
@@ -57,6 +63,7 @@ public enum Daemon {
             writer, ReservationKeeper(engine: engine, writer: writer, logger: logger), server,
         ]
         services.append(ReloadOnHangup(state: state))
+        services.append(ConfigWatcher(state: state))
         if let interval = Systemd.watchdogInterval() {
             services.append(WatchdogService(intervalMicroseconds: interval))
         }
@@ -77,11 +84,7 @@ struct ReloadOnHangup: Service {
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            do {
-                _ = try await state.reload()
-            } catch {
-                state.logger.error("reload failed, keeping the running configuration: \(error)")
-            }
+            _ = try? await state.reload()
         }
     }
 }

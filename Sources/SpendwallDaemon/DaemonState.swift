@@ -19,15 +19,21 @@ final class DaemonState: Sendable {
     let store: any LedgerStore
     let builtinPrices: PriceTable
     let logger: Logger
+    let events: EventBus
     private let inspector: Mutex<ProcessInspector>
+    private let lastConfigError = Mutex<ConfigError?>(nil)
+
+    /// The error of the last reload that failed, until a reload succeeds.
+    var configError: ConfigError? { lastConfigError.withLock { $0 } }
 
     var failMode: String { configuration.failMode.rawValue }
     var socketPath: String { configuration.paths.socketPath }
 
     init(
         configuration: SpendwallConfiguration, socketActivated: Bool, engine: PolicyEngine, store: any LedgerStore,
-        builtinPrices: PriceTable, labels: [LabelRule], logger: Logger
+        builtinPrices: PriceTable, labels: [LabelRule], events: EventBus, logger: Logger
     ) {
+        self.events = events
         self.configuration = configuration
         self.startedAtMS = SystemWallClock().nowMS()
         self.socketActivated = socketActivated
@@ -49,12 +55,25 @@ final class DaemonState: Sendable {
     /// as it was and throws the ``ConfigError`` naming file and line. Returns the cap count.
     func reload() async throws -> Int {
         let paths = configuration.paths
-        let caps = try CapsFile.load(paths: paths)
-        let labels = try LabelsFile.load(paths: paths)
-        let overrides = try PricingFile.load(paths: paths)
+        let caps: [Cap]
+        let labels: [LabelRule]
+        let overrides: [String: ModelPrice]
+        do {
+            caps = try CapsFile.load(paths: paths)
+            labels = try LabelsFile.load(paths: paths)
+            overrides = try PricingFile.load(paths: paths)
+        } catch {
+            lastConfigError.withLock { $0 = error }
+            logger.error("reload failed, keeping the running configuration: \(error)")
+            events.publish(
+                "ConfigError", ConfigErrorEvent(file: error.file, line: error.line, message: error.description))
+            throw error
+        }
         let history = try await Self.history(for: caps, store: store)
         engine.reconfigure(caps: caps, pricing: builtinPrices.merging(overrides), history: history)
         inspector.withLock { $0.labels = LabelMatcher(rules: labels) }
+        lastConfigError.withLock { $0 = nil }
+        events.publish("ConfigReloaded", ConfigReloadedEvent(caps: caps.count))
         logger.info(
             "configuration reloaded: \(caps.count) caps, \(labels.count) labels, \(overrides.count) price overrides")
         return caps.count

@@ -13,7 +13,7 @@ struct ReservationKeeper: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Task.isCancelledOrShuttingDown {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             await expire()
         }

@@ -14,6 +14,7 @@ import SpendwallPricing
 struct SocketAPI: Sendable {
     let engine: PolicyEngine
     let writer: LedgerWriter
+    let events: EventBus
     let estimator: RequestEstimator
     let state: DaemonState
     let clock: any WallClock
@@ -32,6 +33,9 @@ struct SocketAPI: Sendable {
         case (.GET, "/v1/ledger"): return .later { await ledger(request) }
         case (.GET, "/v1/health"): return .later { await health() }
         case (.POST, "/v1/reload"): return .later { await reload() }
+        case (.GET, "/v1/kill"): return .later { await kills() }
+        case (.POST, "/v1/kill"): return kill(request, peer: peer)
+        case (.GET, "/v1/events"): return subscribe(request)
         case (_, "/v1/check"), (_, "/v1/report"), (_, "/v1/reports"), (_, "/v1/estimate"), (_, "/v1/reload"):
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes POST"), status: .methodNotAllowed))
@@ -72,25 +76,50 @@ struct SocketAPI: Sendable {
             session: body.session.nonEmpty, tags: body.tags ?? [:])
         let estimate = estimator.estimate(body.request)
         switch engine.check(call, estimate: estimate, peer: peer, path: path, strict: strict) {
+        case .killed(let scope):
+            record(refusal(call, peer: peer, path: path, outcome: .killed))
+            let reason =
+                "the \(scope) kill switch is on; turn it off with `spendwall kill\(Self.killFlag(scope)) --off`"
+            return .json(
+                CheckAnswer(
+                    decision: "killed", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
+                    reason: reason, error: ErrorJSON(code: SpendwallError.Code.killed.rawValue, message: reason)))
         case .allow(let reservation):
+            publish(reservation.warnings, call: call)
             return .json(
                 CheckAnswer(
                     decision: "allow", reservation_id: reservation.id, reserved_nanousd: reservation.reservedNanoUSD,
                     priced: reservation.priced, expires_at_ms: reservation.expiresAtMS))
         case .block(let status, let reason):
             let cap = CapJSON(status)
-            let now = clock.nowMS()
-            writer.submit(
-                SpendEvent(
-                    requestID: "b_" + UUID().uuidString.lowercased(), timeMS: now, path: path, provider: provider,
-                    model: body.model, agent: call.agent, app: peer.app, peerPID: peer.pid, peerUID: peer.uid,
-                    peerExe: peer.exe, peerScript: peer.script, session: call.session, tags: call.tags,
-                    priced: true, outcome: .blocked))
+            record(refusal(call, peer: peer, path: path, outcome: .blocked))
+            events.publish("CapBlocked", CapBlockedEvent(call, cap: cap, reason: reason))
             return .json(
                 CheckAnswer(
                     decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
                     reason: reason, cap: cap, remaining_nanousd: status.remainingNanoUSD,
                     error: ErrorJSON(code: SpendwallError.Code.capExceeded.rawValue, message: reason, cap: cap)))
+        }
+    }
+
+    /// The ledger row of a call refused before it was sent (cost 0).
+    private func refusal(_ call: CallAttributes, peer: PeerIdentity, path: SpendPath, outcome: Outcome) -> SpendEvent {
+        SpendEvent(
+            requestID: "b_" + UUID().uuidString.lowercased(), timeMS: clock.nowMS(), path: path,
+            provider: call.provider, model: call.model, agent: call.agent, app: peer.app, peerPID: peer.pid,
+            peerUID: peer.uid, peerExe: peer.exe, peerScript: peer.script, session: call.session, tags: call.tags,
+            priced: true, outcome: outcome)
+    }
+
+    /// Queues a refusal's row and publishes it.
+    private func record(_ row: SpendEvent) {
+        writer.submit(row)
+        events.publish("SpendObserved", Self.eventJSON(row), timeMS: row.timeMS)
+    }
+
+    private func publish(_ warnings: [CapWarning], call: CallAttributes) {
+        for warning in warnings {
+            events.publish("CapAlert", CapAlertEvent(call, warning: warning))
         }
     }
 
@@ -122,9 +151,11 @@ struct SocketAPI: Sendable {
             tags: r.attributes.tags, usage: usage, costNanoUSD: settlement.costNanoUSD,
             reservedNanoUSD: r.reservedNanoUSD, priced: r.priced, status: body.status, outcome: outcome,
             durationMS: body.duration_ms, reservationID: r.id)
-        return .committed(event) { result in
+        publish(settlement.warnings, call: r.attributes)
+        return .committed(event) { [events] result in
             switch result {
             case .success:
+                events.publish("SpendObserved", Self.eventJSON(event), timeMS: event.timeMS)
                 return .json(
                     ReportAnswer(
                         request_id: r.id, cost_nanousd: settlement.costNanoUSD, priced: r.priced, duplicate: false))
@@ -193,6 +224,7 @@ struct SocketAPI: Sendable {
             case .settled(let event):
                 do {
                     _ = try await writer.append(event)
+                    events.publish("SpendObserved", Self.eventJSON(event), timeMS: event.timeMS)
                     results[index] = BatchResult(id: item.id, result: "recorded", cost_nanousd: event.costNanoUSD)
                 } catch {
                     return .error(Self.spendwallError(error), status: .serviceUnavailable)
@@ -209,6 +241,7 @@ struct SocketAPI: Sendable {
                 let tokens = event.usage.totalTokens
                 switch outcome {
                 case .inserted:
+                    events.publish("SpendObserved", Self.eventJSON(event), timeMS: event.timeMS)
                     engine.record(event.attributes, costNanoUSD: event.costNanoUSD, tokens: tokens, atMS: event.timeMS)
                     results[index] = BatchResult(
                         id: body.reports[index].id, result: "recorded", cost_nanousd: event.costNanoUSD)
@@ -284,6 +317,73 @@ struct SocketAPI: Sendable {
             for try await (index, result) in group { results[index] = result }
             return results
         }
+    }
+
+    // MARK: kill switch and events
+
+    func kill(_ request: APIRequest, peer: PeerIdentity) -> APIReply {
+        let body: KillBody
+        switch decode(KillBody.self, request, emptyIsObject: true) {
+        case .success(let value): body = value
+        case .failure(let failure): return .now(failure.response)
+        }
+        let given = [("agent", body.agent), ("app", body.app), ("session", body.session)].filter { $0.1 != nil }
+        guard given.count <= 1 else {
+            return .now(.badRequest("give at most one of agent, app and session (none: the global switch)"))
+        }
+        guard let scope = given.first.map({ KillScope(kind: $0.0, value: $0.1) }) ?? KillScope.global else {
+            return .now(.badRequest("\(given[0].0) must not be empty"))
+        }
+        let on = body.on ?? true
+        // The switch takes effect before anything is written: the next check in scope is refused.
+        let changed = engine.setKill(scope, on: on)
+        let flip = KillFlip(
+            timeMS: clock.nowMS(), scope: scope, on: on, peerPID: peer.pid, peerUID: peer.uid, peerExe: peer.exe)
+        let answer = KillAnswer(scope: KillScopeJSON(scope), on: on, changed: changed, time_ms: flip.timeMS)
+        events.publish("KillSwitch", KillSwitchEvent(flip), timeMS: flip.timeMS)
+        return .later { [writer] in
+            do {
+                try await writer.store.recordKill(flip)
+            } catch {
+                let state = on ? "on" : "off"
+                return .error(
+                    SpendwallError(
+                        .unavailable,
+                        "the \(scope) kill switch is \(state) now, but could not be saved and will not survive a restart: \(error)"
+                    ),
+                    status: .serviceUnavailable)
+            }
+            return .json(answer)
+        }
+    }
+
+    func kills() async -> APIResponse {
+        do {
+            let flips = try await writer.store.killFlips(limit: 50)
+            let on = engine.kills.map(KillScopeJSON.init).sorted {
+                ($0.kind, $0.value ?? "") < ($1.kind, $1.value ?? "")
+            }
+            return .json(KillsAnswer(on: on, flips: flips.map(KillSwitchEvent.init)))
+        } catch {
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+    }
+
+    static func killFlag(_ scope: KillScope) -> String {
+        scope.value.map { " --\(scope.kind) \($0)" } ?? ""
+    }
+
+    func subscribe(_ request: APIRequest) -> APIReply {
+        guard let text = request.query["kinds"], !text.isEmpty else { return .subscribe(nil) }
+        let kinds = Set(text.split(separator: ",").map(String.init))
+        let unknown = kinds.subtracting(EventBus.kinds)
+        guard unknown.isEmpty else {
+            return .now(
+                .badRequest(
+                    "unknown event kind \(unknown.sorted().joined(separator: ", ")); kinds are \(EventBus.kinds.sorted().joined(separator: ", "))"
+                ))
+        }
+        return .subscribe(kinds)
     }
 
     // MARK: reads
@@ -409,7 +509,13 @@ struct SocketAPI: Sendable {
                 components: [
                     "engine": .init(ok: true, latency_us: engineLatency.microseconds),
                     "ledger": .init(ok: ledgerError == nil, latency_us: ledgerLatency.microseconds, error: ledgerError),
-                ]))
+                ],
+                config_error: state.configError?.description,
+                kill_switches: engine.kills.map(KillScopeJSON.init).sorted {
+                    $0.kind + ($0.value ?? "") < $1.kind + ($1.value ?? "")
+                },
+                event_subscribers: events.subscriberCount, events_dropped: events.droppedCount,
+                events_queued_bytes: events.maxQueuedBytesInUse))
     }
 
     func reload() async -> APIResponse {
@@ -429,7 +535,12 @@ struct SocketAPI: Sendable {
 
     // MARK: decoding
 
-    private func decode<T: Decodable>(_ type: T.Type, _ request: APIRequest) -> Result<T, APIResponseError> {
+    private func decode<T: Decodable>(
+        _ type: T.Type, _ request: APIRequest, emptyIsObject: Bool = false
+    ) -> Result<T, APIResponseError> {
+        if emptyIsObject && request.body.readableBytes == 0 {
+            return decode(type, APIRequest(method: request.method, path: request.path, body: ByteBuffer(string: "{}")))
+        }
         guard request.body.readableBytes > 0 else {
             return .failure(APIResponseError(.badRequest("the request body is empty; send a JSON object")))
         }

@@ -91,6 +91,7 @@ final class SocketServer: Service, Sendable {
             return Array(connections.open.values)
         }
         server.close(promise: nil)
+        api.events.closeAll()
         for channel in open { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: server.eventLoop).whenComplete { _ in
             self.workQueue.finish()
@@ -122,8 +123,8 @@ final class SocketServer: Service, Sendable {
                 let sync = channel.pipeline.syncOperations
                 try sync.configureHTTPServerPipeline(withErrorHandling: false)
                 try sync.addHandler(JSONProtocolErrorHandler())
-                try sync.addHandler(IdleStateHandler(readTimeout: .minutes(5)))
-                try sync.addHandler(IdleConnectionCloser())
+                try sync.addHandler(IdleStateHandler(readTimeout: .minutes(5)), name: "idle-timeout")
+                try sync.addHandler(IdleConnectionCloser(), name: "idle-closer")
                 try sync.addHandler(
                     APIChannelHandler(
                         server: self, api: self.api, peer: peer, forbidden: forbidden, maxBodyBytes: self.maxBodyBytes))
@@ -224,6 +225,8 @@ final class APIChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
             api.writer.append(event) { result in send(answer(result)) }
         case .later(let run):
             server.schedule(run, complete: send)
+        case .subscribe(let kinds):
+            api.events.subscribe(channel, kinds: kinds, version: version)
         }
     }
 

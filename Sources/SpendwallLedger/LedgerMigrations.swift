@@ -42,6 +42,28 @@ enum LedgerMigrations {
                     );
                     """)
         }
+        migrator.registerMigration("2-kill-switches") { db in
+            // The switches that are on, and every flip (who, when, which scope).
+            try db.execute(
+                sql: """
+                    CREATE TABLE kill_switches (
+                        kind TEXT NOT NULL,
+                        value TEXT NOT NULL DEFAULT '',
+                        since_ms INTEGER NOT NULL,
+                        PRIMARY KEY (kind, value)
+                    );
+                    CREATE TABLE kill_flips (
+                        id INTEGER PRIMARY KEY,
+                        time_ms INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        value TEXT,
+                        turned_on INTEGER NOT NULL,
+                        peer_pid INTEGER,
+                        peer_uid INTEGER,
+                        peer_exe TEXT
+                    );
+                    """)
+        }
         return migrator
     }
 }

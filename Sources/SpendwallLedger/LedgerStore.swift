@@ -17,6 +17,31 @@ public protocol LedgerStore: Sendable {
     func savePendingReservations(_ bodies: [String: String]) async throws
     /// Loads and clears the saved reservations.
     func takePendingReservations() async throws -> [String: String]
+    /// Records a kill switch flip and the switch's new state, in one transaction.
+    func recordKill(_ flip: KillFlip) async throws
+    /// The kill switches that are on.
+    func activeKills() async throws -> [KillScope]
+    /// The newest kill switch flips, newest first.
+    func killFlips(limit: Int) async throws -> [KillFlip]
     /// A cheap read that proves the store answers.
     func ping() async throws
+}
+
+/// One turn of a kill switch, and who turned it.
+public struct KillFlip: Sendable, Hashable {
+    public var timeMS: Int64
+    public var scope: KillScope
+    public var on: Bool
+    public var peerPID: Int32?
+    public var peerUID: UInt32?
+    public var peerExe: String?
+
+    public init(timeMS: Int64, scope: KillScope, on: Bool, peerPID: Int32?, peerUID: UInt32?, peerExe: String?) {
+        self.timeMS = timeMS
+        self.scope = scope
+        self.on = on
+        self.peerPID = peerPID
+        self.peerUID = peerUID
+        self.peerExe = peerExe
+    }
 }

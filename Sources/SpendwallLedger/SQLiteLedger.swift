@@ -159,6 +159,53 @@ public struct SQLiteLedger: LedgerStore {
         }
     }
 
+    public func recordKill(_ flip: KillFlip) async throws {
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO kill_flips (time_ms, kind, value, turned_on, peer_pid, peer_uid, peer_exe)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    flip.timeMS, flip.scope.kind, flip.scope.value, flip.on, flip.peerPID.map { Int64($0) },
+                    flip.peerUID.map { Int64($0) }, flip.peerExe,
+                ])
+            if flip.on {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO kill_switches (kind, value, since_ms) VALUES (?, ?, ?)",
+                    arguments: [flip.scope.kind, flip.scope.value ?? "", flip.timeMS])
+            } else {
+                try db.execute(
+                    sql: "DELETE FROM kill_switches WHERE kind = ? AND value = ?",
+                    arguments: [flip.scope.kind, flip.scope.value ?? ""])
+            }
+        }
+    }
+
+    public func activeKills() async throws -> [KillScope] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, value FROM kill_switches ORDER BY since_ms").compactMap { row in
+                let value: String = row["value"]
+                return KillScope(kind: row["kind"], value: value.isEmpty ? nil : value)
+            }
+        }
+    }
+
+    public func killFlips(limit: Int) async throws -> [KillFlip] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM kill_flips ORDER BY id DESC LIMIT ?", arguments: [limit]
+            ).compactMap { row in
+                guard let scope = KillScope(kind: row["kind"], value: row["value"]) else { return nil }
+                let pid: Int64? = row["peer_pid"]
+                let uid: Int64? = row["peer_uid"]
+                return KillFlip(
+                    timeMS: row["time_ms"], scope: scope, on: row["turned_on"], peerPID: pid.map { Int32($0) },
+                    peerUID: uid.map { UInt32($0) }, peerExe: row["peer_exe"])
+            }
+        }
+    }
+
     public func ping() async throws {
         _ = try await writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pending_reservations") }
     }

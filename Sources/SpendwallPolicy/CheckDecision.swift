@@ -6,6 +6,15 @@ public enum CheckDecision: Sendable {
     case allow(Reservation)
     /// A `block` cap would be exceeded; nothing is reserved.
     case block(CapStatus, reason: String)
+    /// A kill switch covers the call; nothing is reserved.
+    case killed(KillScope)
+}
+
+/// A cap budget that crossed its `warn_at` fraction (or, for an `alert` cap, its limit).
+public struct CapWarning: Sendable, Hashable {
+    public var status: CapStatus
+    /// True when the limit itself is passed (only `alert` caps let a call pass it).
+    public var exceeded: Bool
 }
 
 /// One cap budget's state: what is spent and reserved against its limits.

@@ -67,6 +67,14 @@ public final class PolicyEngine: Sendable {
         state.withLock { $0.reconfigure(caps: caps, pricing: pricing, history: history) }
     }
 
+    /// Turns a kill switch on or off at once: the next check in its scope answers `killed`.
+    /// Returns false when the switch already was in that state.
+    @discardableResult
+    public func setKill(_ scope: KillScope, on: Bool) -> Bool { state.withLock { $0.setKill(scope, on: on) } }
+
+    /// The kill switches that are on.
+    public var kills: Set<KillScope> { state.withLock { $0.kills } }
+
     /// The caps in force.
     public var currentCaps: [Cap] { state.withLock { $0.currentCaps } }
 

@@ -17,10 +17,16 @@ struct PolicyState {
     private let clock: any WallClock
     private let calendar: Calendar
 
+    private(set) var kills: Set<KillScope> = []
+
     private struct Budget {
         var window: WindowAccumulator
         var reservedNanoUSD: NanoUSD = 0
         var reservedTokens: Int64 = 0
+        /// Over the warning line (and over the limit) when last looked at: a warning is raised
+        /// once per crossing, and re-armed when the budget falls back below the line.
+        var warned = false
+        var exceeded = false
     }
 
     init(caps: [Cap], pricing: PriceTable, settings: PolicySettings, clock: any WallClock, calendar: Calendar) {
@@ -39,6 +45,7 @@ struct PolicyState {
         _ call: CallAttributes, estimate: CallEstimate, peer: PeerIdentity = .unknown,
         path: SpendPath = .sdk, strict: Bool = false
     ) -> CheckDecision {
+        if let kill = kills.first(where: { $0.covers(call) }) { return .killed(kill) }
         let now = clock.nowMS()
         let resolution = price(call.model)
         let cost = estimate.worstCaseCost(resolution.price)
@@ -58,11 +65,12 @@ struct PolicyState {
             budgets[hold.cap]![hold.key]!.reservedNanoUSD += cost
             budgets[hold.cap]![hold.key]!.reservedTokens += tokens
         }
-        let reservation = Reservation(
+        var reservation = Reservation(
             id: makeReservationID(), attributes: call, peer: peer, path: path, strict: strict,
             estimate: estimate, price: resolution.price, priced: resolution.priced,
             reservedNanoUSD: cost, reservedTokens: tokens, createdAtMS: now,
             expiresAtMS: now + settings.reservationTTLMS, holds: holds)
+        reservation.warnings = holds.compactMap { warning(for: $0) }
         reservations[reservation.id] = reservation
         return .allow(reservation)
     }
@@ -74,7 +82,9 @@ struct PolicyState {
         let now = clock.nowMS()
         let cost = reservation.price.cost(of: usage)
         release(reservation, chargingCost: cost, tokens: usage.totalTokens, at: now)
-        return Settlement(reservation: reservation, usage: usage, costNanoUSD: cost, settledAtMS: now)
+        var settlement = Settlement(reservation: reservation, usage: usage, costNanoUSD: cost, settledAtMS: now)
+        settlement.warnings = reservation.holds.compactMap { warning(for: $0) }
+        return settlement
     }
 
     /// Adds spend that arrived without a live reservation (spooled reports, start-up replay).
@@ -108,6 +118,13 @@ struct PolicyState {
             expired.append(reservation)
         }
         return expired
+    }
+
+    // MARK: Kill switches
+
+    /// Turns a kill switch on or off; returns false when it already was.
+    mutating func setKill(_ scope: KillScope, on: Bool) -> Bool {
+        on ? kills.insert(scope).inserted : kills.remove(scope) != nil
     }
 
     // MARK: State across restarts
@@ -224,6 +241,30 @@ struct PolicyState {
             budget.window.add(cost: cost, tokens: tokens, at: now)
             budgets[hold.cap]![hold.key] = budget
         }
+    }
+
+    /// A warning when the budget has just crossed its cap's `warn_at` line (or, for an `alert`
+    /// cap, its limit); re-arms the budget when it has fallen back below.
+    private mutating func warning(for hold: CapHold) -> CapWarning? {
+        guard let cap = caps.first(where: { $0.name == hold.cap }), var budget = budgets[hold.cap]?[hold.key] else {
+            return nil
+        }
+        let current = status(cap, key: hold.key, budget)
+        let over = current.used >= cap.warnAt
+        let exceeded = cap.action == .alert && current.used > 1
+        defer { budgets[hold.cap]![hold.key] = budget }
+        if exceeded && !budget.exceeded {
+            budget.exceeded = true
+            budget.warned = true
+            return CapWarning(status: current, exceeded: true)
+        }
+        budget.exceeded = exceeded
+        if over && !budget.warned {
+            budget.warned = true
+            return CapWarning(status: current, exceeded: false)
+        }
+        if !over { budget.warned = false }
+        return nil
     }
 
     private func exceeds(_ cap: Cap, _ budget: Budget, cost: NanoUSD, tokens: Int64) -> String? {

@@ -17,6 +17,8 @@ public struct Reservation: Sendable, Hashable {
     public var expiresAtMS: Int64
     /// The cap budgets this reservation holds, by cap name and budget key.
     public var holds: [CapHold]
+    /// Budgets this check pushed over their warning line (not saved across restarts).
+    public var warnings: [CapWarning] = []
 
     public init(
         id: String, attributes: CallAttributes, peer: PeerIdentity, path: SpendPath, strict: Bool,
@@ -56,4 +58,6 @@ public struct Settlement: Sendable {
     public var usage: Usage
     public var costNanoUSD: NanoUSD
     public var settledAtMS: Int64
+    /// Budgets the real cost pushed over their warning line.
+    public var warnings: [CapWarning] = []
 }

@@ -1,0 +1,138 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SpendwallCore
+import Synchronization
+
+/// Publishes live events to every `GET /v1/events` subscriber as server-sent events.
+///
+/// Publishing never waits: each event is encoded once and handed to every subscriber's
+/// connection. A subscriber that does not read keeps at most ``maxQueuedBytes`` of events
+/// queued (plus what the socket buffers); past that its events are dropped and counted, and it is
+/// told how many it missed (an `EventsDropped` event) once it reads again. So a stalled reader
+/// can neither grow the daemon's memory nor slow anyone else.
+final class EventBus: Sendable {
+    /// The kinds of event there are.
+    static let kinds: Set<String> = [
+        "SpendObserved", "CapAlert", "CapBlocked", "KillSwitch", "ConfigReloaded", "ConfigError",
+    ]
+    let maxQueuedBytes: Int
+    private let state = Mutex(State())
+
+    private struct State {
+        var subscribers: [ObjectIdentifier: Subscriber] = [:]
+        var nextID: Int64 = 0
+    }
+
+    final class Subscriber: Sendable {
+        let channel: any Channel
+        let kinds: Set<String>?
+        /// Bytes handed to the connection and not yet written to the socket.
+        let queued = Atomic<Int>(0)
+        let dropped = Atomic<Int>(0)
+
+        init(channel: any Channel, kinds: Set<String>?) {
+            self.channel = channel
+            self.kinds = kinds
+        }
+    }
+
+    init(maxQueuedBytes: Int = 4 << 20) {
+        self.maxQueuedBytes = maxQueuedBytes
+    }
+
+    var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+
+    /// The most bytes any one subscriber has queued.
+    var maxQueuedBytesInUse: Int {
+        state.withLock { $0.subscribers.values.map { $0.queued.load(ordering: .relaxed) }.max() ?? 0 }
+    }
+
+    /// Total events dropped for slow subscribers that are still connected.
+    var droppedCount: Int {
+        state.withLock { $0.subscribers.values.reduce(0) { $0 + $1.dropped.load(ordering: .relaxed) } }
+    }
+
+    /// Encodes and sends an event to every subscriber that wants its kind.
+    func publish(_ kind: String, _ payload: some Encodable, timeMS: Int64? = nil) {
+        let (id, targets) = state.withLock { state -> (Int64, [Subscriber]) in
+            state.nextID += 1
+            return (state.nextID, state.subscribers.values.filter { $0.kinds?.contains(kind) ?? true })
+        }
+        guard !targets.isEmpty else { return }
+        let envelope = EventEnvelope(id: id, kind: kind, time_ms: timeMS ?? SystemWallClock().nowMS(), data: payload)
+        guard let json = try? JSONEncoder().encode(envelope) else { return }
+        var frame = "id: \(id)\nevent: \(kind)\ndata: ".utf8.map { $0 }
+        frame += json
+        frame += [10, 10]
+        for subscriber in targets { send(frame, to: subscriber) }
+    }
+
+    /// Starts the event stream on a connection whose request asked for it.
+    func subscribe(_ channel: any Channel, kinds: Set<String>?, version: HTTPVersion) {
+        let subscriber = Subscriber(channel: channel, kinds: kinds)
+        let id = ObjectIdentifier(channel)
+        state.withLock { $0.subscribers[id] = subscriber }
+        channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/event-stream")
+        headers.add(name: "cache-control", value: "no-cache")
+        let head = HTTPResponseHead(version: version, status: .ok, headers: headers)
+        let hello = channel.allocator.buffer(string: ": spendwall events\n\n")
+        channel.eventLoop.execute {
+            // An event stream stays open with nothing to read from the client.
+            _ = channel.pipeline.removeHandler(name: "idle-timeout")
+            _ = channel.pipeline.removeHandler(name: "idle-closer")
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
+            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(hello)), promise: nil)
+            let heartbeat = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) {
+                _ in
+                guard channel.isWritable else { return }
+                channel.writeAndFlush(
+                    HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: ": keepalive\n\n"))),
+                    promise: nil)
+            }
+            channel.closeFuture.whenComplete { _ in heartbeat.cancel() }
+        }
+    }
+
+    /// Ends every stream (at shutdown), so their connections can close.
+    func closeAll() {
+        let all = state.withLock { state in
+            defer { state.subscribers = [:] }
+            return Array(state.subscribers.values)
+        }
+        for subscriber in all {
+            let channel = subscriber.channel
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    private func send(_ frame: [UInt8], to subscriber: Subscriber) {
+        let channel = subscriber.channel
+        guard subscriber.queued.load(ordering: .relaxed) + frame.count <= maxQueuedBytes, channel.isActive else {
+            subscriber.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        var bytes = frame
+        let missed = subscriber.dropped.exchange(0, ordering: .relaxed)
+        if missed > 0 {
+            let notice = #"{"kind":"EventsDropped","data":{"dropped":\#(missed)}}"#
+            bytes = Array("event: EventsDropped\ndata: \(notice)\n\n".utf8) + bytes
+        }
+        let size = bytes.count
+        subscriber.queued.add(size, ordering: .relaxed)
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).whenComplete { _ in
+            subscriber.queued.subtract(size, ordering: .relaxed)
+        }
+    }
+}
+
+/// The JSON of one event: `{"id", "kind", "time_ms", "data": {...}}`.
+struct EventEnvelope<Payload: Encodable>: Encodable {
+    var id: Int64
+    var kind: String
+    var time_ms: Int64
+    var data: Payload
+}
