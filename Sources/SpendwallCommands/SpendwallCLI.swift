@@ -11,7 +11,8 @@ public struct SpendwallCLI: AsyncParsableCommand {
         abstract: "Observe, cap and attribute what AI agents spend on LLM APIs.",
         subcommands: [
             InitCommand.self, DaemonCommand.self, StartCommand.self, StopCommand.self, StatusCommand.self,
-            LsCommand.self, LogsCommand.self, CapsCommand.self, KillCommand.self, DoctorCommand.self,
+            LsCommand.self, LogsCommand.self, CapsCommand.self, KillCommand.self, ApprovalsCommand.self,
+            DoctorCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,
         ])

@@ -67,13 +67,10 @@ public enum CapsFile {
                 guard let text = value.string else {
                     throw fail("cap \"\(name)\": action must be a string", key: "action")
                 }
-                if text == "approve" {
-                    throw fail(
-                        "cap \"\(name)\": action \"approve\" is not available yet in this version; use \"block\" or \"alert\"",
-                        key: "action")
-                }
                 guard let parsed = CapAction(rawValue: text) else {
-                    throw fail("cap \"\(name)\": action must be \"block\" or \"alert\", not \"\(text)\"", key: "action")
+                    throw fail(
+                        "cap \"\(name)\": action must be \"block\", \"alert\" or \"approve\", not \"\(text)\"",
+                        key: "action")
                 }
                 action = parsed
             }

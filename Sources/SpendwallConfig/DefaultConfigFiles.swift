@@ -60,6 +60,8 @@ public enum DefaultConfigFiles {
         # default_max_tokens = 4096
         # How long a reservation waits for its report before it is charged as "unreported".
         # reservation_ttl = "10m"
+        # How long a call held by an action = "approve" cap waits for a person; then it is denied.
+        # approval_timeout = "5m"
 
         [pricing]
         # Price (USD per million tokens) for models the table does not know. Such calls are

@@ -38,7 +38,9 @@ extension SpendwallConfiguration {
                 logLevel = v
             }
         }
-        if let policy = try reader.section("policy", keys: ["fail_mode", "default_max_tokens", "reservation_ttl"]) {
+        if let policy = try reader.section(
+            "policy", keys: ["fail_mode", "default_max_tokens", "reservation_ttl", "approval_timeout"])
+        {
             if let v = try reader.string(policy, "fail_mode", oneOf: FailMode.allCases.map(\.rawValue)) {
                 failMode = FailMode(rawValue: v)!
             }
@@ -50,6 +52,14 @@ extension SpendwallConfiguration {
                         line: source.line(ofKey: "reservation_ttl"))
                 }
                 reservationTTLMS = ms
+            }
+            if let v = try reader.string(policy, "approval_timeout") {
+                guard let ms = Duration.milliseconds(parsing: v) else {
+                    throw source.error(
+                        "approval_timeout must be a duration like \"5m\" or \"30s\", not \"\(v)\"",
+                        line: source.line(ofKey: "approval_timeout"))
+                }
+                approvalTimeoutMS = ms
             }
         }
         if let pricing = try reader.section("pricing", keys: ["fallback_input_usd", "fallback_output_usd"]) {

@@ -16,6 +16,8 @@ public struct SpendwallConfiguration: Sendable {
     public var defaultMaxTokens: Int64
     /// How long a reservation waits for its report.
     public var reservationTTLMS: Int64
+    /// How long a check held for approval waits before it is denied.
+    public var approvalTimeoutMS: Int64
     /// The largest request body the socket API accepts.
     public var maxBodyBytes: Int
     /// The price for models the table does not know.
@@ -31,6 +33,7 @@ public struct SpendwallConfiguration: Sendable {
         failMode: FailMode = .open,
         defaultMaxTokens: Int64 = 4096,
         reservationTTLMS: Int64 = 600_000,
+        approvalTimeoutMS: Int64 = 300_000,
         maxBodyBytes: Int = 8 << 20,
         fallbackPrice: ModelPrice = PriceTable.defaultFallback,
         proxyListen: String = "127.0.0.1:8787",
@@ -42,6 +45,7 @@ public struct SpendwallConfiguration: Sendable {
         self.failMode = failMode
         self.defaultMaxTokens = defaultMaxTokens
         self.reservationTTLMS = reservationTTLMS
+        self.approvalTimeoutMS = approvalTimeoutMS
         self.maxBodyBytes = maxBodyBytes
         self.fallbackPrice = fallbackPrice
         self.proxyListen = proxyListen

@@ -37,4 +37,6 @@ public enum CapAction: String, Sendable, Hashable, CaseIterable {
     case alert
     /// Refuse the call before it reaches the provider.
     case block
+    /// Hold the call until a person approves or denies it (or the approval times out).
+    case approve
 }

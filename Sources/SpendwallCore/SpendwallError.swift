@@ -11,6 +11,7 @@ public struct SpendwallError: Error, Sendable, CustomStringConvertible {
         public static let badRequest = Code("bad_request")
         public static let unknownReservation = Code("unknown_reservation")
         public static let notFound = Code("not_found")
+        public static let conflict = Code("conflict")
         public static let methodNotAllowed = Code("method_not_allowed")
         public static let payloadTooLarge = Code("payload_too_large")
         public static let forbiddenPeer = Code("forbidden_peer")

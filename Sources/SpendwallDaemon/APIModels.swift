@@ -76,6 +76,7 @@ struct CheckAnswer: Encodable {
     var cap: CapJSON?
     var remaining_nanousd: Int64?
     var error: ErrorJSON?
+    var approval_id: String?
 }
 
 struct ReportBody: Decodable {
@@ -352,4 +353,61 @@ struct ConfigErrorEvent: Encodable {
     var file: String?
     var line: Int?
     var message: String
+}
+
+// MARK: approvals
+
+struct ResolveBody: Decodable {
+    var decision: String
+    var reason: String?
+}
+
+struct ApprovalJSON: Encodable {
+    var id: String
+    var created_ms: Int64
+    var provider: String
+    var model: String
+    var agent: String?
+    var app: String
+    var session: String?
+    var peer_pid: Int32?
+    var estimated_nanousd: Int64
+    var cap: String
+    var cap_key: String
+    var reason: String
+    var status: String
+    var resolved_ms: Int64?
+    var resolution: String?
+    var resolved_by_pid: Int32?
+    var resolved_by_exe: String?
+
+    init(_ a: ApprovalRecord) {
+        id = a.id
+        created_ms = a.createdMS
+        provider = a.provider
+        model = a.model
+        agent = a.agent
+        app = a.app
+        session = a.session
+        peer_pid = a.peerPID
+        estimated_nanousd = a.estimatedNanoUSD
+        cap = a.cap
+        cap_key = a.capKey
+        reason = a.reason
+        status = a.status.rawValue
+        resolved_ms = a.resolvedMS
+        resolution = a.resolution
+        resolved_by_pid = a.resolvedByPID
+        resolved_by_exe = a.resolvedByExe
+    }
+}
+
+struct ApprovalsAnswer: Encodable {
+    var approvals: [ApprovalJSON]
+}
+
+struct ApprovalResolvedEvent: Encodable {
+    var id: String
+    var status: String
+    var resolution: String
 }

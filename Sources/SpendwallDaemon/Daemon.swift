@@ -41,6 +41,9 @@ public enum Daemon {
                 "the \(scope) kill switch is on (turn it off with `spendwall kill\(SocketAPI.killFlag(scope)) --off`)")
         }
         let events = EventBus()
+        let expired = try await store.expirePendingApprovals(
+            resolution: "the daemon stopped while it was pending", atMS: SystemWallClock().nowMS())
+        if expired > 0 { logger.notice("\(expired) approvals pending at the last stop are recorded as expired") }
 
         let activated = Systemd.listenFDs().first.flatMap { Systemd.isUnixStreamListener($0) ? $0 : nil }
         let state = DaemonState(
@@ -48,7 +51,8 @@ public enum Daemon {
             builtinPrices: builtin, labels: labels, events: events, logger: logger)
         let writer = LedgerWriter(store: store, logger: logger)
         let api = SocketAPI(
-            engine: engine, writer: writer, events: events,
+            engine: engine, writer: writer, events: events, approvals: ApprovalDesk(),
+            approvalTimeout: .milliseconds(configuration.approvalTimeoutMS),
             estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
             state: state, clock: SystemWallClock(), logger: logger)
         let server = SocketServer(

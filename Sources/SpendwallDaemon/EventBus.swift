@@ -14,7 +14,8 @@ import Synchronization
 final class EventBus: Sendable {
     /// The kinds of event there are.
     static let kinds: Set<String> = [
-        "SpendObserved", "CapAlert", "CapBlocked", "KillSwitch", "ConfigReloaded", "ConfigError",
+        "SpendObserved", "CapAlert", "CapBlocked", "KillSwitch", "ApprovalRequested", "ApprovalResolved",
+        "ConfigReloaded", "ConfigError",
     ]
     let maxQueuedBytes: Int
     private let state = Mutex(State())

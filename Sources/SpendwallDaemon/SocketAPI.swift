@@ -15,6 +15,8 @@ struct SocketAPI: Sendable {
     let engine: PolicyEngine
     let writer: LedgerWriter
     let events: EventBus
+    let approvals: ApprovalDesk
+    let approvalTimeout: Swift.Duration
     let estimator: RequestEstimator
     let state: DaemonState
     let clock: any WallClock
@@ -24,7 +26,7 @@ struct SocketAPI: Sendable {
     /// answered when its row is committed; everything else runs as async work.
     func reply(to request: APIRequest, peer: PeerIdentity) -> APIReply {
         switch (request.method, request.path) {
-        case (.POST, "/v1/check"): return .now(check(request, peer: peer))
+        case (.POST, "/v1/check"): return check(request, peer: peer)
         case (.POST, "/v1/report"): return report(request)
         case (.POST, "/v1/reports"): return .later { await reports(request, peer: peer) }
         case (.POST, "/v1/estimate"): return .now(estimate(request))
@@ -36,6 +38,10 @@ struct SocketAPI: Sendable {
         case (.GET, "/v1/kill"): return .later { await kills() }
         case (.POST, "/v1/kill"): return kill(request, peer: peer)
         case (.GET, "/v1/events"): return subscribe(request)
+        case (.GET, "/v1/approvals"): return .later { await listApprovals(request) }
+        case (.POST, let path) where path.hasPrefix("/v1/approvals/") && path.hasSuffix("/resolve"):
+            let id = String(path.dropFirst("/v1/approvals/".count).dropLast("/resolve".count))
+            return .later { await resolveApproval(id, request, peer: peer) }
         case (_, "/v1/check"), (_, "/v1/report"), (_, "/v1/reports"), (_, "/v1/estimate"), (_, "/v1/reload"):
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes POST"), status: .methodNotAllowed))
@@ -52,53 +58,74 @@ struct SocketAPI: Sendable {
 
     // MARK: check
 
-    func check(_ request: APIRequest, peer: PeerIdentity) -> APIResponse {
+    func check(_ request: APIRequest, peer: PeerIdentity) -> APIReply {
         let body: CheckBody
         switch decode(CheckBody.self, request) {
         case .success(let value): body = value
-        case .failure(let failure): return failure.response
+        case .failure(let failure): return .now(failure.response)
         }
         guard let provider = Provider(rawValue: body.provider) else {
-            return .badRequest("provider must be \"openai\" or \"anthropic\", not \"\(body.provider)\"")
+            return .now(.badRequest("provider must be \"openai\" or \"anthropic\", not \"\(body.provider)\""))
         }
-        guard !body.model.isEmpty else { return .badRequest("model must not be empty") }
+        guard !body.model.isEmpty else { return .now(.badRequest("model must not be empty")) }
         let strict: Bool
         switch body.mode ?? "default" {
         case "default": strict = false
         case "strict": strict = true
-        default: return .badRequest("mode must be \"default\" or \"strict\", not \"\(body.mode ?? "")\"")
+        default: return .now(.badRequest("mode must be \"default\" or \"strict\", not \"\(body.mode ?? "")\""))
         }
         guard let path = SpendPath(rawValue: body.path ?? "sdk") else {
-            return .badRequest("path must be \"sdk\", \"proxy\" or \"session\", not \"\(body.path ?? "")\"")
+            return .now(.badRequest("path must be \"sdk\", \"proxy\" or \"session\", not \"\(body.path ?? "")\""))
         }
         let call = CallAttributes(
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
             session: body.session.nonEmpty, tags: body.tags ?? [:])
-        let estimate = estimator.estimate(body.request)
-        switch engine.check(call, estimate: estimate, peer: peer, path: path, strict: strict) {
+        let held = HeldCheck(
+            call: call, estimate: estimator.estimate(body.request), peer: peer, path: path, strict: strict)
+        return decide(held, approved: [])
+    }
+
+    /// A check's attributes, kept while it waits for an approval.
+    struct HeldCheck: Sendable {
+        var call: CallAttributes
+        var estimate: CallEstimate
+        var peer: PeerIdentity
+        var path: SpendPath
+        var strict: Bool
+    }
+
+    private func decide(_ held: HeldCheck, approved: Set<String>) -> APIReply {
+        let (call, estimate, peer, path) = (held.call, held.estimate, held.peer, held.path)
+        switch engine.check(call, estimate: estimate, peer: peer, path: path, strict: held.strict, approved: approved) {
+        case .approvalRequired(let status, let reason):
+            return .later { await holdForApproval(held, approved: approved, status: status, reason: reason) }
         case .killed(let scope):
             record(refusal(call, peer: peer, path: path, outcome: .killed))
             let reason =
                 "the \(scope) kill switch is on; turn it off with `spendwall kill\(Self.killFlag(scope)) --off`"
-            return .json(
-                CheckAnswer(
-                    decision: "killed", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
-                    reason: reason, error: ErrorJSON(code: SpendwallError.Code.killed.rawValue, message: reason)))
+            return .now(
+                .json(
+                    CheckAnswer(
+                        decision: "killed", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
+                        reason: reason, error: ErrorJSON(code: SpendwallError.Code.killed.rawValue, message: reason))))
         case .allow(let reservation):
             publish(reservation.warnings, call: call)
-            return .json(
-                CheckAnswer(
-                    decision: "allow", reservation_id: reservation.id, reserved_nanousd: reservation.reservedNanoUSD,
-                    priced: reservation.priced, expires_at_ms: reservation.expiresAtMS))
+            return .now(
+                .json(
+                    CheckAnswer(
+                        decision: "allow", reservation_id: reservation.id,
+                        reserved_nanousd: reservation.reservedNanoUSD,
+                        priced: reservation.priced, expires_at_ms: reservation.expiresAtMS)))
         case .block(let status, let reason):
             let cap = CapJSON(status)
             record(refusal(call, peer: peer, path: path, outcome: .blocked))
             events.publish("CapBlocked", CapBlockedEvent(call, cap: cap, reason: reason))
-            return .json(
-                CheckAnswer(
-                    decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
-                    reason: reason, cap: cap, remaining_nanousd: status.remainingNanoUSD,
-                    error: ErrorJSON(code: SpendwallError.Code.capExceeded.rawValue, message: reason, cap: cap)))
+            return .now(
+                .json(
+                    CheckAnswer(
+                        decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
+                        reason: reason, cap: cap, remaining_nanousd: status.remainingNanoUSD,
+                        error: ErrorJSON(code: SpendwallError.Code.capExceeded.rawValue, message: reason, cap: cap))))
         }
     }
 
@@ -317,6 +344,107 @@ struct SocketAPI: Sendable {
             for try await (index, result) in group { results[index] = result }
             return results
         }
+    }
+
+    // MARK: approvals
+
+    /// Holds a check until a person approves or denies it, or it times out. Approved, it is
+    /// decided again with the cap passed; anything else answers `approval_denied`.
+    private func holdForApproval(
+        _ held: HeldCheck, approved: Set<String>, status: CapStatus, reason: String
+    ) async -> APIResponse {
+        let call = held.call
+        let approval = ApprovalRecord(
+            id: "ap_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16),
+            createdMS: clock.nowMS(), provider: call.provider.rawValue, model: call.model, agent: call.agent,
+            app: call.app, session: call.session, peerPID: held.peer.pid,
+            estimatedNanoUSD: held.estimate.worstCaseCost(engine.price(call.model).price), cap: status.cap.name,
+            capKey: status.key, reason: reason)
+        guard approvals.open(approval.id) else {
+            return .error(
+                SpendwallError(.unavailable, "the daemon is stopping; try again"), status: .serviceUnavailable)
+        }
+        do {
+            try await writer.store.insertApproval(approval)
+        } catch {
+            approvals.decide(approval.id, .expired("not recorded"))
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+        events.publish("ApprovalRequested", ApprovalJSON(approval), timeMS: approval.createdMS)
+        let outcome = await approvals.wait(for: approval.id, timeout: approvalTimeout)
+        switch outcome {
+        case .approved:
+            switch decide(held, approved: approved.union([status.cap.name])) {
+            case .now(let response): return response
+            case .later(let run): return await run()
+            case .committed, .subscribe:
+                return .error(SpendwallError(.internalError, "unexpected reply"), status: .internalServerError)
+            }
+        case .denied(let why), .expired(let why):
+            if case .expired = outcome {
+                _ = try? await writer.store.resolveApproval(
+                    id: approval.id, status: .expired, resolution: why, atMS: clock.nowMS(), byPID: nil, byExe: nil)
+                events.publish(
+                    "ApprovalResolved", ApprovalResolvedEvent(id: approval.id, status: "expired", resolution: why))
+            }
+            record(refusal(call, peer: held.peer, path: held.path, outcome: .blocked))
+            let message = "approval \(approval.id) for cap '\(status.cap.name)' was not given: \(why)"
+            let cap = CapJSON(status)
+            return .json(
+                CheckAnswer(
+                    decision: "approval_denied", reservation_id: nil, reserved_nanousd: 0, priced: true,
+                    expires_at_ms: nil, reason: message, cap: cap, remaining_nanousd: status.remainingNanoUSD,
+                    error: ErrorJSON(code: SpendwallError.Code.approvalDenied.rawValue, message: message, cap: cap),
+                    approval_id: approval.id))
+        }
+    }
+
+    func listApprovals(_ request: APIRequest) async -> APIResponse {
+        let statusText = request.query["status"] ?? "pending"
+        let status = ApprovalRecord.Status(rawValue: statusText)
+        guard status != nil || statusText == "all" else {
+            return .badRequest("status must be pending, approved, denied, expired or all, not \"\(statusText)\"")
+        }
+        do {
+            let records = try await writer.store.approvals(status: status, limit: 200)
+            return .json(ApprovalsAnswer(approvals: records.map(ApprovalJSON.init)))
+        } catch {
+            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+    }
+
+    func resolveApproval(_ id: String, _ request: APIRequest, peer: PeerIdentity) async -> APIResponse {
+        let body: ResolveBody
+        switch decode(ResolveBody.self, request) {
+        case .success(let value): body = value
+        case .failure(let failure): return failure.response
+        }
+        let approve: Bool
+        switch body.decision {
+        case "approve": approve = true
+        case "deny": approve = false
+        default: return .badRequest("decision must be \"approve\" or \"deny\", not \"\(body.decision)\"")
+        }
+        let who = "pid \(peer.pid.map(String.init) ?? "?") (\(peer.exe ?? peer.app))"
+        let resolution = body.reason.nonEmpty ?? (approve ? "approved by \(who)" : "denied by \(who)")
+        // The desk decides first: a timeout or shutdown that won the race keeps its verdict.
+        guard approvals.decide(id, approve ? .approved(resolution) : .denied(resolution)) else {
+            let existing = try? await writer.store.approvals(status: nil, limit: 1000).first { $0.id == id }
+            guard let existing else {
+                return .error(
+                    SpendwallError(.notFound, "no approval \(id); see `spendwall approvals ls`"), status: .notFound)
+            }
+            return .error(
+                SpendwallError(
+                    .conflict, "approval \(id) is already \(existing.status.rawValue): \(existing.resolution ?? "")"),
+                status: .conflict)
+        }
+        let status: ApprovalRecord.Status = approve ? .approved : .denied
+        _ = try? await writer.store.resolveApproval(
+            id: id, status: status, resolution: resolution, atMS: clock.nowMS(), byPID: peer.pid, byExe: peer.exe)
+        events.publish(
+            "ApprovalResolved", ApprovalResolvedEvent(id: id, status: status.rawValue, resolution: resolution))
+        return .json(ApprovalResolvedEvent(id: id, status: status.rawValue, resolution: resolution))
     }
 
     // MARK: kill switch and events

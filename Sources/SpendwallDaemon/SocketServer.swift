@@ -92,6 +92,7 @@ final class SocketServer: Service, Sendable {
         }
         server.close(promise: nil)
         api.events.closeAll()
+        api.approvals.close(reason: "the daemon is stopping")
         for channel in open { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: server.eventLoop).whenComplete { _ in
             self.workQueue.finish()

@@ -64,6 +64,31 @@ enum LedgerMigrations {
                     );
                     """)
         }
+        migrator.registerMigration("3-approvals") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE approvals (
+                        id TEXT PRIMARY KEY,
+                        created_ms INTEGER NOT NULL,
+                        provider TEXT NOT NULL,
+                        model TEXT NOT NULL,
+                        agent TEXT,
+                        app TEXT NOT NULL,
+                        session TEXT,
+                        peer_pid INTEGER,
+                        estimated_nanousd INTEGER NOT NULL,
+                        cap TEXT NOT NULL,
+                        cap_key TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        resolved_ms INTEGER,
+                        resolution TEXT,
+                        resolved_by_pid INTEGER,
+                        resolved_by_exe TEXT
+                    );
+                    CREATE INDEX approvals_status ON approvals (status, created_ms);
+                    """)
+        }
         return migrator
     }
 }

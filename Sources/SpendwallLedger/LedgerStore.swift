@@ -23,6 +23,16 @@ public protocol LedgerStore: Sendable {
     func activeKills() async throws -> [KillScope]
     /// The newest kill switch flips, newest first.
     func killFlips(limit: Int) async throws -> [KillFlip]
+    /// Records a new pending approval.
+    func insertApproval(_ approval: ApprovalRecord) async throws
+    /// Marks a pending approval resolved; false when it was not pending.
+    func resolveApproval(
+        id: String, status: ApprovalRecord.Status, resolution: String, atMS: Int64, byPID: Int32?, byExe: String?
+    ) async throws -> Bool
+    /// Approvals, newest first, optionally only those with one status.
+    func approvals(status: ApprovalRecord.Status?, limit: Int) async throws -> [ApprovalRecord]
+    /// Marks every pending approval expired (at start-up: nothing waits on them any more).
+    func expirePendingApprovals(resolution: String, atMS: Int64) async throws -> Int
     /// A cheap read that proves the store answers.
     func ping() async throws
 }
@@ -43,5 +53,50 @@ public struct KillFlip: Sendable, Hashable {
         self.peerPID = peerPID
         self.peerUID = peerUID
         self.peerExe = peerExe
+    }
+}
+
+/// A call held for a person's decision by an `approve` cap, and how it ended.
+public struct ApprovalRecord: Sendable, Hashable {
+    public enum Status: String, Sendable, CaseIterable {
+        case pending, approved, denied, expired
+    }
+
+    public var id: String
+    public var createdMS: Int64
+    public var provider: String
+    public var model: String
+    public var agent: String?
+    public var app: String
+    public var session: String?
+    public var peerPID: Int32?
+    public var estimatedNanoUSD: Int64
+    public var cap: String
+    public var capKey: String
+    public var reason: String
+    public var status: Status
+    public var resolvedMS: Int64?
+    public var resolution: String?
+    public var resolvedByPID: Int32?
+    public var resolvedByExe: String?
+
+    public init(
+        id: String, createdMS: Int64, provider: String, model: String, agent: String?, app: String, session: String?,
+        peerPID: Int32?, estimatedNanoUSD: Int64, cap: String, capKey: String, reason: String,
+        status: Status = .pending
+    ) {
+        self.id = id
+        self.createdMS = createdMS
+        self.provider = provider
+        self.model = model
+        self.agent = agent
+        self.app = app
+        self.session = session
+        self.peerPID = peerPID
+        self.estimatedNanoUSD = estimatedNanoUSD
+        self.cap = cap
+        self.capKey = capKey
+        self.reason = reason
+        self.status = status
     }
 }

@@ -206,6 +206,74 @@ public struct SQLiteLedger: LedgerStore {
         }
     }
 
+    public func insertApproval(_ a: ApprovalRecord) async throws {
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO approvals (id, created_ms, provider, model, agent, app, session, peer_pid,
+                        estimated_nanousd, cap, cap_key, reason, status)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    a.id, a.createdMS, a.provider, a.model, a.agent, a.app, a.session, a.peerPID.map { Int64($0) },
+                    a.estimatedNanoUSD, a.cap, a.capKey, a.reason, a.status.rawValue,
+                ])
+        }
+    }
+
+    public func resolveApproval(
+        id: String, status: ApprovalRecord.Status, resolution: String, atMS: Int64, byPID: Int32?, byExe: String?
+    ) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE approvals SET status = ?, resolution = ?, resolved_ms = ?, resolved_by_pid = ?,
+                        resolved_by_exe = ?
+                    WHERE id = ? AND status = 'pending'
+                    """,
+                arguments: [status.rawValue, resolution, atMS, byPID.map { Int64($0) }, byExe, id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func approvals(status: ApprovalRecord.Status?, limit: Int) async throws -> [ApprovalRecord] {
+        try await writer.read { db in
+            let rows: [Row]
+            if let status {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM approvals WHERE status = ? ORDER BY created_ms DESC LIMIT ?",
+                    arguments: [status.rawValue, limit])
+            } else {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM approvals ORDER BY created_ms DESC LIMIT ?", arguments: [limit])
+            }
+            return rows.map { row in
+                let pid: Int64? = row["peer_pid"]
+                let byPID: Int64? = row["resolved_by_pid"]
+                var record = ApprovalRecord(
+                    id: row["id"], createdMS: row["created_ms"], provider: row["provider"], model: row["model"],
+                    agent: row["agent"], app: row["app"], session: row["session"], peerPID: pid.map { Int32($0) },
+                    estimatedNanoUSD: row["estimated_nanousd"], cap: row["cap"], capKey: row["cap_key"],
+                    reason: row["reason"], status: ApprovalRecord.Status(rawValue: row["status"]) ?? .expired)
+                record.resolvedMS = row["resolved_ms"]
+                record.resolution = row["resolution"]
+                record.resolvedByPID = byPID.map { Int32($0) }
+                record.resolvedByExe = row["resolved_by_exe"]
+                return record
+            }
+        }
+    }
+
+    public func expirePendingApprovals(resolution: String, atMS: Int64) async throws -> Int {
+        try await writer.write { db in
+            try db.execute(
+                sql:
+                    "UPDATE approvals SET status = 'expired', resolution = ?, resolved_ms = ? WHERE status = 'pending'",
+                arguments: [resolution, atMS])
+            return db.changesCount
+        }
+    }
+
     public func ping() async throws {
         _ = try await writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pending_reservations") }
     }

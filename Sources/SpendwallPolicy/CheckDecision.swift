@@ -8,6 +8,9 @@ public enum CheckDecision: Sendable {
     case block(CapStatus, reason: String)
     /// A kill switch covers the call; nothing is reserved.
     case killed(KillScope)
+    /// An `approve` cap would be exceeded: a person must decide. Nothing is reserved; once
+    /// approved, the call is checked again with the cap in `approved`.
+    case approvalRequired(CapStatus, reason: String)
 }
 
 /// A cap budget that crossed its `warn_at` fraction (or, for an `alert` cap, its limit).

@@ -25,12 +25,14 @@ public final class PolicyEngine: Sendable {
     }
 
     /// Decides a call and, when it is allowed, reserves its worst-case cost in every cap that
-    /// covers it.
+    /// covers it. `approved` names `approve` caps a person has let this call pass.
     public func check(
         _ call: CallAttributes, estimate: CallEstimate, peer: PeerIdentity = .unknown,
-        path: SpendPath = .sdk, strict: Bool = false
+        path: SpendPath = .sdk, strict: Bool = false, approved: Set<String> = []
     ) -> CheckDecision {
-        state.withLock { $0.check(call, estimate: estimate, peer: peer, path: path, strict: strict) }
+        state.withLock {
+            $0.check(call, estimate: estimate, peer: peer, path: path, strict: strict, approved: approved)
+        }
     }
 
     /// Settles a reservation to its real usage: releases what it held and adds the real cost

@@ -40,10 +40,10 @@ struct PolicyState {
     // MARK: Decisions
 
     /// Decides a call and, when it is allowed, reserves its worst-case cost in every cap that
-    /// covers it.
+    /// covers it. `approved` names `approve` caps a person has let this call pass.
     mutating func check(
         _ call: CallAttributes, estimate: CallEstimate, peer: PeerIdentity = .unknown,
-        path: SpendPath = .sdk, strict: Bool = false
+        path: SpendPath = .sdk, strict: Bool = false, approved: Set<String> = []
     ) -> CheckDecision {
         if let kill = kills.first(where: { $0.covers(call) }) { return .killed(kill) }
         let now = clock.nowMS()
@@ -51,16 +51,22 @@ struct PolicyState {
         let cost = estimate.worstCaseCost(resolution.price)
         let tokens = estimate.worstCaseTokens
         var holds: [CapHold] = []
+        var needsApproval: (CapStatus, String)?
         for cap in caps {
             guard let key = cap.scope.key(for: call) else { continue }
             var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
             budget.window.advance(to: now)
             budgets[cap.name, default: [:]][key] = budget
-            if cap.action == .block, let reason = exceeds(cap, budget, cost: cost, tokens: tokens) {
-                return .block(status(cap, key: key, budget), reason: reason)
+            if cap.action != .alert, let reason = exceeds(cap, budget, cost: cost, tokens: tokens) {
+                if cap.action == .block { return .block(status(cap, key: key, budget), reason: reason) }
+                if !approved.contains(cap.name) && needsApproval == nil {
+                    needsApproval = (status(cap, key: key, budget), reason)
+                }
             }
             holds.append(CapHold(cap: cap.name, key: key))
         }
+        // Block caps are decided first: a person is only asked about a call that could go ahead.
+        if let (status, reason) = needsApproval { return .approvalRequired(status, reason: reason) }
         for hold in holds {
             budgets[hold.cap]![hold.key]!.reservedNanoUSD += cost
             budgets[hold.cap]![hold.key]!.reservedTokens += tokens

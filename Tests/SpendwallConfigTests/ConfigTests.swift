@@ -69,8 +69,8 @@ import Testing
             "unknown key limt"
         ),
         (
-            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\naction = \"approve\"\n",
-            6, "approve"
+            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\naction = \"ask\"\n",
+            6, "\"block\", \"alert\" or \"approve\""
         ),
         (
             "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n\n[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n",

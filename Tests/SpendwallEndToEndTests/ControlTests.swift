@@ -177,7 +177,8 @@ let checkB: [String: Any] = ["provider": "openai", "model": "gpt-4o", "agent": "
             #expect(int64(health["events_dropped"]) ?? 0 > 0, "the stalled subscriber should have lost events")
             #expect(int64(health["event_subscribers"]) == 2)
             #expect(int64(health["events_queued_bytes"]) ?? .max <= 4 << 20)
-            #expect(rss() - before < 9_000, "RSS grew from \(before) kB to \(rss()) kB")
+            // Unbounded, this flood grows the daemon by some 55 MB (measured with the bound removed).
+            #expect(rss() - before < 20_000, "RSS grew from \(before) kB to \(rss()) kB")
             withExtendedLifetime(stalled) {}
         }
     }

@@ -179,4 +179,46 @@ func dollarCap(_ dollars: Double, scope: CapScope = .global, window: CapWindow =
         #expect(key.spentNanoUSD == 30_000_000)
         #expect(key.reservedNanoUSD == 50_000_000)
     }
+
+    @Test func anApproveCapAsksOnlyAboutCallsABlockCapWouldLetThrough() {
+        var ask = dollarCap(0.05)
+        ask.name = "ask"
+        ask.action = .approve
+        var hard = dollarCap(0.10)
+        hard.name = "hard"
+        let engine = PolicyEngine(caps: [ask, hard], pricing: testPricing, clock: ManualClock())
+        guard case .allow = engine.check(call, estimate: fiveCents) else { Issue.record("first fits"); return }
+        guard case .approvalRequired(let status, _) = engine.check(call, estimate: fiveCents) else {
+            Issue.record("second needs approval")
+            return
+        }
+        #expect(status.cap.name == "ask")
+        #expect(engine.snapshot().caps[0].keys[0].reservedNanoUSD == 50_000_000, "asking reserves nothing")
+        guard case .allow = engine.check(call, estimate: fiveCents, approved: ["ask"]) else {
+            Issue.record("approved")
+            return
+        }
+        // Now the block cap is full too: it answers first, nobody is asked.
+        guard case .block(let blocked, _) = engine.check(call, estimate: fiveCents, approved: []) else {
+            Issue.record("block cap decides first")
+            return
+        }
+        #expect(blocked.cap.name == "hard")
+    }
+
+    @Test func aKillSwitchRefusesOnlyItsScope() {
+        let engine = PolicyEngine(caps: [], pricing: testPricing, clock: ManualClock())
+        #expect(engine.setKill(.agent("a"), on: true))
+        #expect(!engine.setKill(.agent("a"), on: true))
+        guard case .killed(.agent("a")) = engine.check(call, estimate: fiveCents) else {
+            Issue.record("killed"); return
+        }
+        let other = CallAttributes(provider: .openai, model: "test-model", agent: "b", session: "s")
+        guard case .allow = engine.check(other, estimate: fiveCents) else { Issue.record("b allowed"); return }
+        engine.setKill(.session("s"), on: true)
+        guard case .killed = engine.check(other, estimate: fiveCents) else { Issue.record("session killed"); return }
+        engine.setKill(.session("s"), on: false)
+        engine.setKill(.global, on: true)
+        guard case .killed(.global) = engine.check(other, estimate: fiveCents) else { Issue.record("global"); return }
+    }
 }
