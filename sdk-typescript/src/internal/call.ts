@@ -1,0 +1,153 @@
+/** The check -> forward -> report cycle of one call: its attribution, its reservation and, once, its report. */
+import { randomUUID } from 'node:crypto';
+import type { Attribution } from './config';
+import { DaemonUnavailableError, errorFromBody, type JsonObject } from './errors';
+import type { Runtime } from './runtime';
+import { warn } from './runtime';
+import type { TransportResponse } from './transport';
+import { estimateTokens, zeroUsage, type Usage } from './usage';
+
+export type Provider = 'openai' | 'anthropic';
+export type Outcome = 'ok' | 'error' | 'partial' | 'disconnected' | 'killed';
+
+export class Call {
+  reservationId: string | undefined;
+  reported = false;
+  readonly timeMs = Date.now();
+  private readonly started = performance.now();
+  readonly mode: 'default' | 'strict';
+
+  constructor(
+    readonly rt: Runtime,
+    readonly provider: Provider,
+    readonly model: string,
+    /** The request body as sent by the caller (JSON text of an object), when it could be read. */
+    readonly requestText: string | undefined,
+    readonly request: JsonObject | undefined,
+    readonly attribution: Attribution,
+    strict: boolean,
+  ) {
+    this.mode = attribution.mode ?? (strict ? 'strict' : 'default');
+  }
+
+  get agent(): string | undefined {
+    return this.attribution.agent;
+  }
+
+  /** The check body as JSON text; the request body is spliced in as the caller wrote it. */
+  private checkJSON(): string {
+    const a = this.attribution;
+    let s = `{"provider":"${this.provider}","model":${JSON.stringify(this.model)},"mode":"${this.mode}","path":"sdk"`;
+    if (a.agent !== undefined) s += `,"agent":${JSON.stringify(a.agent)}`;
+    if (a.tags && Object.keys(a.tags).length) s += `,"tags":${JSON.stringify(a.tags)}`;
+    if (a.session !== undefined) s += `,"session":${JSON.stringify(a.session)}`;
+    if (this.requestText !== undefined) s += `,"request":${this.requestText}`;
+    return s + '}';
+  }
+
+  private checkPayload(): JsonObject {
+    const a = this.attribution;
+    const p: JsonObject = { provider: this.provider, model: this.model, mode: this.mode, path: 'sdk' };
+    if (a.agent !== undefined) p.agent = a.agent;
+    if (a.tags && Object.keys(a.tags).length) p.tags = a.tags;
+    if (a.session !== undefined) p.session = a.session;
+    if (this.request !== undefined) p.request = this.request;
+    return p;
+  }
+
+  private onCheckAnswer({ status, body }: TransportResponse): void {
+    if (status >= 500) {
+      const message = (body.error as JsonObject | undefined)?.message;
+      throw new DaemonUnavailableError(String(message ?? `daemon answered ${status}`), { status, body });
+    }
+    if (status !== 200 || body.decision !== 'allow') throw errorFromBody(body, status);
+    this.reservationId = typeof body.reservation_id === 'string' ? body.reservation_id : undefined;
+  }
+
+  /**
+   * Asks the daemon before anything goes upstream. Throws the mapped error when the call is not
+   * allowed; when the daemon cannot be reached, throws only in strict mode.
+   */
+  async check(): Promise<void> {
+    const t = this.rt.transport;
+    try {
+      const answer = t.requestText ? await t.requestText('POST', '/v1/check', this.checkJSON()) : await t.request('POST', '/v1/check', this.checkPayload());
+      this.onCheckAnswer(answer);
+    } catch (e) {
+      if (e instanceof DaemonUnavailableError) {
+        if (this.mode === 'strict') throw e;
+        return; // fail-open: the call goes through and its report is spooled
+      }
+      throw e;
+    }
+    this.rt.maybeReplay();
+  }
+
+  private spoolItem(usage: Usage, status: number | undefined, outcome: Outcome, durationMs: number): JsonObject {
+    const a = this.attribution;
+    return {
+      id: this.reservationId ?? 'c_' + randomUUID().replace(/-/g, ''),
+      reservation_id: this.reservationId ?? null,
+      time_ms: this.timeMs,
+      provider: this.provider,
+      model: this.model,
+      agent: a.agent ?? null,
+      tags: a.tags ?? {},
+      session: a.session ?? null,
+      usage: usage as unknown as JsonObject,
+      status: status ?? null,
+      duration_ms: durationMs,
+      outcome,
+      mode: this.mode,
+      path: 'sdk',
+    };
+  }
+
+  /** An estimate of the input when the provider told nothing (4 bytes a token of the request). */
+  estimatedInput(): number {
+    return estimateTokens(this.requestText ?? '');
+  }
+
+  /** Reports once; later calls do nothing. Never rejects: what cannot reach the daemon is spooled. */
+  async report(usage: Usage | undefined, status: number | undefined, outcome: Outcome): Promise<void> {
+    if (this.reported) return;
+    this.reported = true;
+    const u = usage ?? zeroUsage();
+    const durationMs = Math.max(0, Math.floor(performance.now() - this.started));
+    if (this.reservationId === undefined) {
+      await this.rt.spoolReport(this.spoolItem(u, status, outcome, durationMs));
+      return;
+    }
+    const payload: JsonObject = { reservation_id: this.reservationId, usage: u as unknown as JsonObject, duration_ms: durationMs, outcome };
+    if (status !== undefined) payload.status = status;
+    let answer: TransportResponse;
+    try {
+      answer = await this.rt.transport.request('POST', '/v1/report', payload);
+    } catch (e) {
+      if (!(e instanceof DaemonUnavailableError)) warn(`spendwall: report failed: ${(e as Error).message}`);
+      await this.rt.spoolReport(this.spoolItem(u, status, outcome, durationMs));
+      return;
+    }
+    if (answer.status === 200) return;
+    const code = (answer.body.error as JsonObject | undefined)?.code;
+    if (answer.status >= 500 || code === 'unknown_reservation') {
+      // the daemon lost the reservation (a restart) or cannot write now: the batch endpoint,
+      // with the call's attribution, takes it later
+      await this.rt.spoolReport(this.spoolItem(u, status, outcome, durationMs));
+    } else {
+      warn(`spendwall: the daemon refused a report (${answer.status} ${String(code)}): ${JSON.stringify(answer.body)}`);
+    }
+  }
+
+  /** Starts the report in the background (kept for `flush()`). */
+  reportSoon(usage: Usage | undefined | (() => Usage), status: number | undefined, outcome: Outcome): void {
+    if (this.reported) return;
+    // sent on the next turn of the event loop: the caller first gets (and usually parses) its
+    // answer, and neither reading the usage nor the daemon's work on the report competes with that
+    this.rt.track(
+      new Promise<void>((resolve) =>
+        setImmediate(() => resolve(this.report(typeof usage === 'function' ? usage() : usage, status, outcome))),
+      ),
+    );
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * HTTP/1.1 + JSON to the daemon over its Unix socket: a small pool of persistent connections,
+ * each request written in one go and its answer parsed from a buffer (a lean client: the
+ * daemon always answers with Content-Length; chunked answers are handled too).
+ */
+import * as net from 'node:net';
+import { DaemonUnavailableError, type JsonObject } from './errors';
+
+/** A daemon answer: the HTTP status and the decoded JSON body (`{}` when empty). */
+export interface TransportResponse {
+  status: number;
+  body: JsonObject;
+}
+
+/**
+ * What the SDK needs from a transport; inject your own (option `transport`) for tests or other
+ * runtimes. `request` must reject with a `DaemonUnavailableError` when the daemon cannot be
+ * reached, and resolve with the daemon's status and JSON body otherwise.
+ */
+export interface Transport {
+  request(method: string, path: string, body?: unknown): Promise<TransportResponse>;
+  /** Optional fast path: the body is already JSON text. */
+  requestText?(method: string, path: string, json: string | undefined): Promise<TransportResponse>;
+  close?(): void;
+}
+
+const USER_AGENT = 'spendwall-node/0.1.0';
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+function decode(status: number, raw: NodeBuffer | undefined): TransportResponse {
+  if (!raw || raw.length === 0) return { status, body: {} };
+  const text = raw.toString('utf8');
+  try {
+    const data = JSON.parse(text);
+    return { status, body: data !== null && typeof data === 'object' && !Array.isArray(data) ? data : { value: data } };
+  } catch {
+    return { status, body: { error: { code: 'internal', message: text.slice(0, 200) } } };
+  }
+}
+
+class ConnectionLost extends Error {
+  constructor(message: string, readonly beforeAnswer: boolean) {
+    super(message);
+  }
+}
+
+interface Waiter {
+  resolve(r: { status: number; body: NodeBuffer; close: boolean }): void;
+  reject(e: Error): void;
+}
+
+/** One keep-alive connection; one request at a time. */
+class Connection {
+  used = false;
+  dead = false;
+  private buf: NodeBuffer | null = null;
+  private waiter: Waiter | null = null;
+  private gotBytes = false;
+
+  constructor(readonly sock: net.Socket) {
+    sock.on('data', (d) => this.onData(d));
+    sock.on('error', (e) => this.fail(new ConnectionLost(`${e.code ?? ''} ${e.message}`.trim(), !this.gotBytes)));
+    sock.on('close', () => this.fail(new ConnectionLost('the daemon closed the connection', !this.gotBytes)));
+  }
+
+  roundtrip(request: string): Promise<{ status: number; body: NodeBuffer; close: boolean }> {
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.gotBytes = false;
+      this.sock.ref();
+      this.sock.write(request);
+    });
+  }
+
+  private fail(err: Error): void {
+    this.dead = true;
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w.reject(err);
+  }
+
+  private onData(chunk: NodeBuffer): void {
+    this.gotBytes = true;
+    this.buf = this.buf && this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (!this.waiter) return; // unsolicited bytes: the next parse will fail and drop the connection
+    let parsed;
+    try {
+      parsed = this.parse(this.buf);
+    } catch (e) {
+      this.sock.destroy();
+      this.fail(new ConnectionLost((e as Error).message, false));
+      return;
+    }
+    if (!parsed) return;
+    const w = this.waiter;
+    this.waiter = null;
+    this.buf = parsed.rest.length ? parsed.rest : null;
+    w.resolve(parsed);
+  }
+
+  /** Returns undefined until a whole answer is buffered. */
+  private parse(buf: NodeBuffer): { status: number; body: NodeBuffer; close: boolean; rest: NodeBuffer } | undefined {
+    const end = buf.indexOf(CRLFCRLF);
+    if (end < 0) return undefined;
+    const head = buf.toString('latin1', 0, end);
+    const lines = head.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
+    if (!m) throw new Error(`bad status line ${JSON.stringify(lines[0].slice(0, 80))}`);
+    const status = Number(m[2]);
+    let close = m[1] === '0';
+    let length = -1;
+    let chunked = false;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const colon = line.indexOf(':');
+      if (colon < 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === 'content-length') length = Number(value);
+      else if (name === 'transfer-encoding') chunked = value.toLowerCase().includes('chunked');
+      else if (name === 'connection') close = value.toLowerCase() === 'close';
+    }
+    const start = end + 4;
+    if (chunked) {
+      const parts: NodeBuffer[] = [];
+      let pos = start;
+      for (;;) {
+        const lineEnd = buf.indexOf('\r\n', pos);
+        if (lineEnd < 0) return undefined;
+        const size = parseInt(buf.toString('latin1', pos, lineEnd).split(';')[0].trim() || '0', 16);
+        if (Number.isNaN(size)) throw new Error('bad chunk size');
+        if (size === 0) {
+          const trailerEnd = buf.indexOf('\r\n', lineEnd + 2);
+          if (trailerEnd < 0) return undefined;
+          return { status, body: Buffer.concat(parts), close, rest: buf.subarray(trailerEnd + 2) };
+        }
+        if (buf.length < lineEnd + 2 + size + 2) return undefined;
+        parts.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
+        pos = lineEnd + 2 + size + 2;
+      }
+    }
+    if (length < 0) {
+      if (status === 204 || status === 304) return { status, body: Buffer.alloc(0), close, rest: buf.subarray(start) };
+      throw new Error('answer without Content-Length');
+    }
+    if (buf.length < start + length) return undefined;
+    return { status, body: buf.subarray(start, start + length), close, rest: buf.subarray(start + length) };
+  }
+
+  destroy(): void {
+    this.dead = true;
+    this.sock.destroy();
+  }
+}
+
+/** The default transport: a pool of keep-alive connections to the daemon's Unix socket. */
+export class UnixTransport implements Transport {
+  private idle: Connection[] = [];
+
+  constructor(
+    readonly path: string,
+    private readonly timeout = 30_000,
+    private readonly connectTimeout = 1_000,
+    private readonly maxIdle = 64,
+  ) {}
+
+  private connect(): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const sock = net.createConnection({ path: this.path });
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new DaemonUnavailableError(`spendwall daemon unreachable at ${this.path}: connect timed out`));
+      }, this.connectTimeout);
+      const onError = (e: NodeErrnoError) => {
+        clearTimeout(timer);
+        sock.destroy();
+        reject(new DaemonUnavailableError(`spendwall daemon unreachable at ${this.path}: ${e.code ?? e.message}`, { cause: e }));
+      };
+      sock.once('error', onError);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.removeListener('error', onError);
+        resolve(new Connection(sock));
+      });
+    });
+  }
+
+  private async borrow(): Promise<Connection> {
+    while (this.idle.length) {
+      const c = this.idle.pop()!;
+      if (!c.dead && !c.sock.destroyed) return c;
+    }
+    return this.connect();
+  }
+
+  private giveBack(c: Connection): void {
+    if (c.dead || this.idle.length >= this.maxIdle) {
+      c.destroy();
+      return;
+    }
+    c.sock.unref(); // an idle connection never keeps the process alive
+    this.idle.push(c);
+  }
+
+  request(method: string, path: string, body?: unknown): Promise<TransportResponse> {
+    return this.requestText(method, path, body === undefined ? undefined : JSON.stringify(body));
+  }
+
+  async requestText(method: string, path: string, json: string | undefined): Promise<TransportResponse> {
+    const payload = json ?? '';
+    const request =
+      `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ${USER_AGENT}\r\n` +
+      `Content-Type: application/json\r\nAccept: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`;
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this.borrow();
+      const reused = conn.used;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        const answer = await Promise.race([
+          conn.roundtrip(request),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              conn.destroy();
+              reject(new DaemonUnavailableError(`spendwall daemon at ${this.path} did not answer within ${this.timeout} ms`));
+            }, this.timeout);
+          }),
+        ]);
+        clearTimeout(timer);
+        conn.used = true;
+        if (answer.close) conn.destroy();
+        else this.giveBack(conn);
+        return decode(answer.status, answer.body);
+      } catch (e) {
+        clearTimeout(timer);
+        conn.destroy();
+        if (e instanceof ConnectionLost) {
+          // an idle keep-alive connection the daemon had closed: one retry on a fresh one
+          if (reused && e.beforeAnswer && attempt === 0) continue;
+          throw new DaemonUnavailableError(`spendwall daemon at ${this.path} closed the connection: ${e.message}`, { cause: e });
+        }
+        throw e;
+      }
+    }
+  }
+
+  close(): void {
+    const idle = this.idle;
+    this.idle = [];
+    for (const c of idle) c.destroy();
+  }
+}
