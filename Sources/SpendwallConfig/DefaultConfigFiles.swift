@@ -77,6 +77,13 @@ public enum DefaultConfigFiles {
         # openai = "https://api.openai.com"
         # anthropic = "https://api.anthropic.com"
 
+        [privacy]
+        # Tag keys whose values are stored only as a keyed hash ("redacted:…"): rows still group
+        # by them, the value itself never reaches the disk. The key is redact.key in the data dir.
+        # redact = ["customer_email"]
+        # And any tag value matching this regular expression:
+        # redact_values = '\\d{3}-\\d{2}-\\d{4}'
+
         """
 
     static let caps = """
@@ -88,6 +95,7 @@ public enum DefaultConfigFiles {
         #   window = "1h" | "1d" | "7d" | "30d" (rolling) | "day" | "week" | "month" (calendar, local time)
         #   limit_usd and/or limit_tokens
         #   action = "block" (refuse calls that would exceed it) | "alert" (allow, and warn)
+        #            | "approve" (hold the call until `spendwall approvals approve|deny ID`)
         #   warn_at = 0.8 (fraction of the limit that raises a warning)
         #
         # [[cap]]

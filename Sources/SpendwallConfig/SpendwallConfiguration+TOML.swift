@@ -23,7 +23,7 @@ extension SpendwallConfiguration {
 
     /// Applies the sections of a parsed spendwall.toml.
     mutating func apply(_ source: TOMLSource) throws(ConfigError) {
-        let known = ["daemon", "policy", "pricing", "proxy", "upstream"]
+        let known = ["daemon", "policy", "pricing", "proxy", "upstream", "privacy"]
         for key in source.table.keys where !known.contains(key) {
             throw source.error(
                 "unknown section [\(key)] (known: \(known.joined(separator: ", ")))",
@@ -71,6 +71,27 @@ extension SpendwallConfiguration {
         }
         if let proxy = try reader.section("proxy", keys: ["listen"]) {
             if let v = try reader.string(proxy, "listen") { proxyListen = v }
+        }
+        if let privacy = try reader.section("privacy", keys: ["redact", "redact_values"]) {
+            if let value = privacy["redact"] {
+                let keys = value.array?.compactMap(\.string) ?? []
+                guard let array = value.array, keys.count == array.count else {
+                    throw source.error(
+                        "redact must be a list of tag keys, like [\"customer_email\"]",
+                        line: source.line(ofKey: "redact"))
+                }
+                redactTags = keys
+            }
+            if let pattern = try reader.string(privacy, "redact_values") {
+                do {
+                    _ = try Regex(pattern)
+                } catch {
+                    throw source.error(
+                        "redact_values is not a valid regular expression: \(error)",
+                        line: source.line(ofKey: "redact_values"))
+                }
+                redactValuePattern = pattern
+            }
         }
         if let upstream = try reader.section("upstream", keys: ["openai", "anthropic"]) {
             if let v = try reader.string(upstream, "openai") { openAIUpstream = v }

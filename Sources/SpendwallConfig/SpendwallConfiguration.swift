@@ -27,6 +27,10 @@ public struct SpendwallConfiguration: Sendable {
     public var openAIUpstream: String
     public var anthropicUpstream: String
     public var logLevel: String
+    /// Tag keys whose values are replaced by a keyed hash before anything is written.
+    public var redactTags: [String] = []
+    /// A regular expression: any tag value it matches is redacted too.
+    public var redactValuePattern: String?
 
     public init(
         paths: SpendwallPaths = .resolve(),

@@ -53,6 +53,9 @@ public enum Daemon {
         let api = SocketAPI(
             engine: engine, writer: writer, events: events, approvals: ApprovalDesk(),
             approvalTimeout: .milliseconds(configuration.approvalTimeoutMS),
+            redactor: try TagRedactor(
+                keys: configuration.redactTags, valuePattern: configuration.redactValuePattern,
+                keyFile: paths.dataDirectory + "/redact.key"),
             estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
             state: state, clock: SystemWallClock(), logger: logger)
         let server = SocketServer(

@@ -17,6 +17,7 @@ struct SocketAPI: Sendable {
     let events: EventBus
     let approvals: ApprovalDesk
     let approvalTimeout: Swift.Duration
+    let redactor: TagRedactor
     let estimator: RequestEstimator
     let state: DaemonState
     let clock: any WallClock
@@ -79,7 +80,7 @@ struct SocketAPI: Sendable {
         }
         let call = CallAttributes(
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
-            session: body.session.nonEmpty, tags: body.tags ?? [:])
+            session: body.session.nonEmpty, tags: redactor.redact(body.tags ?? [:]))
         let held = HeldCheck(
             call: call, estimate: estimator.estimate(body.request), peer: peer, path: path, strict: strict)
         return decide(held, approved: [])
@@ -330,7 +331,7 @@ struct SocketAPI: Sendable {
                 requestID: item.reservation_id.nonEmpty ?? item.id, timeMS: min(item.time_ms ?? now, now), path: path,
                 provider: provider, model: model, agent: item.agent.nonEmpty, app: peer.app, peerPID: peer.pid,
                 peerUID: peer.uid, peerExe: peer.exe, peerScript: peer.script, session: item.session.nonEmpty,
-                tags: item.tags ?? [:], usage: usage, costNanoUSD: resolution.price.cost(of: usage),
+                tags: redactor.redact(item.tags ?? [:]), usage: usage, costNanoUSD: resolution.price.cost(of: usage),
                 priced: resolution.priced, status: item.status, outcome: outcome, durationMS: item.duration_ms,
                 reservationID: item.reservation_id.nonEmpty))
     }
