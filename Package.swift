@@ -82,7 +82,7 @@ let package = Package(
             name: "SpendwallCommands",
             dependencies: [
                 "SpendwallCore", "SpendwallConfig", "SpendwallDaemon", "SpendwallClient",
-                "SpendwallPricing",
+                "SpendwallPricing", "SpendwallLedger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,11 +1,91 @@
 import ArgumentParser
 import Foundation
+import SpendwallConfig
 import SpendwallCore
 
 struct CapsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "caps", abstract: "Show caps and what is spent and reserved against them.",
-        subcommands: [List.self], defaultSubcommand: List.self)
+        subcommands: [List.self, SetCap.self, Remove.self], defaultSubcommand: List.self)
+
+    struct SetCap: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract:
+                "Add a cap to caps.toml, or replace the one with this name (other caps and comments stay as they are).")
+
+        @Argument(help: "The cap's name.") var name: String
+        @Option(help: "global, agent=A, app=X, session=S, model=M or tag=KEY=VALUE (a value of * caps each one).")
+        var scope: String
+        @Option(help: "1h, 1d, 7d, 30d (rolling) or day, week, month (calendar).") var window: String
+        @Option(help: "Dollar limit.") var limitUsd: Double?
+        @Option(help: "Token limit (all billed kinds).") var limitTokens: Int64?
+        @Option(help: "block, alert or approve.") var action = "block"
+        @Option(help: "Fraction of the limit that raises a warning.") var warnAt = 0.8
+
+        func validate() throws {
+            guard limitUsd != nil || limitTokens != nil else {
+                throw ValidationError("give --limit-usd and/or --limit-tokens")
+            }
+            guard CapWindow(parsing: window) != nil else { throw ValidationError("--window: not a window: \(window)") }
+            guard CapAction(rawValue: action) != nil else {
+                throw ValidationError("--action must be block, alert or approve")
+            }
+            guard Self.parseScope(scope) != nil else {
+                throw ValidationError("--scope must be global, agent=A, app=X, session=S, model=M or tag=KEY=VALUE")
+            }
+            if let limitUsd {
+                guard Money.nanos(fromDollars: limitUsd) != nil else {
+                    throw ValidationError("--limit-usd must not be negative")
+                }
+            }
+        }
+
+        static func parseScope(_ text: String) -> CapScope? {
+            if text == "global" { return .global }
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[1].isEmpty else { return nil }
+            switch parts[0] {
+            case "agent": return .agent(ScopePattern(parts[1]))
+            case "app": return .app(ScopePattern(parts[1]))
+            case "session": return .session(ScopePattern(parts[1]))
+            case "model": return .model(ScopePattern(parts[1]))
+            case "tag":
+                let tag = parts[1].split(separator: "=", maxSplits: 1).map(String.init)
+                guard tag.count == 2, !tag[0].isEmpty, !tag[1].isEmpty else { return nil }
+                return .tag(key: tag[0], value: ScopePattern(tag[1]))
+            default: return nil
+            }
+        }
+
+        func run() async throws {
+            let cap = Cap(
+                name: name, scope: Self.parseScope(scope)!, window: CapWindow(parsing: window)!,
+                limitNanoUSD: limitUsd.flatMap(Money.nanos(fromDollars:)), limitTokens: limitTokens,
+                action: CapAction(rawValue: action)!, warnAt: warnAt)
+            _ = try await CapsEdit.apply { text in
+                (try CapsFileEditor.setting(CapsFileEditor.block(for: cap), named: name, in: text), true)
+            }
+            print("cap \"\(name)\" saved in caps.toml")
+            await CapsEdit.reloadIfRunning()
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a cap from caps.toml.")
+        @Argument(help: "The cap's name.") var name: String
+
+        func run() async throws {
+            _ = try await CapsEdit.apply { text in
+                guard let edited = try CapsFileEditor.removing(named: name, in: text) else {
+                    throw CLIFailure.failure("caps.toml has no cap named \"\(name)\" (see `spendwall caps ls`)")
+                }
+                return (edited, true)
+            }
+            print("cap \"\(name)\" removed from caps.toml")
+            await CapsEdit.reloadIfRunning()
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List every cap's budgets.")
@@ -65,6 +145,43 @@ struct CapsCommand: AsyncParsableCommand {
                 }
             }
             print(table.render())
+        }
+    }
+}
+
+/// Writes caps.toml safely: edit, validate, write a temporary file beside it, rename over it.
+enum CapsEdit {
+    static func apply(_ edit: (String) throws -> (String, Bool)) async throws -> Bool {
+        let path = CommandContext.paths.configFile("caps.toml")
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let (edited, result) = try edit(text)
+        try FileManager.default.createDirectory(
+            atPath: CommandContext.paths.configDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        let temporary = path + ".tmp-\(getpid())"
+        guard
+            FileManager.default.createFile(
+                atPath: temporary, contents: Data(edited.utf8), attributes: [.posixPermissions: 0o600])
+        else {
+            throw CLIFailure.failure("cannot write \(temporary)")
+        }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CLIFailure.failure("cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
+        return result
+    }
+
+    /// Applies the change now when a daemon runs (it would also notice the file within a second).
+    static func reloadIfRunning() async {
+        guard let response = try? await CommandContext.client.post("/v1/reload", json: Data("{}".utf8)) else {
+            print("(no daemon is running; the caps apply when it starts)")
+            return
+        }
+        if response.status == 200 {
+            print("the daemon now enforces \(response.json?["caps"] as? Int ?? 0) caps")
+        } else {
+            print("the daemon kept its previous caps: \(response.error?.message ?? "HTTP \(response.status)")")
         }
     }
 }

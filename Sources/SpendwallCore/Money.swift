@@ -35,6 +35,15 @@ public enum Money {
         return (negative ? "-$" : "$") + groupThousands(whole) + "." + padded
     }
 
+    /// Exact dollars as a decimal literal for configuration files: `5.0`, `0.05`, `1.23456789`.
+    public static func dollarsText(_ nanos: NanoUSD) -> String {
+        let whole = nanos / nanosPerDollar
+        var fraction = String(nanos % nanosPerDollar)
+        fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
+        while fraction.count > 1 && fraction.hasSuffix("0") { fraction.removeLast() }
+        return "\(whole).\(fraction)"
+    }
+
     private static func pow10(_ n: Int) -> UInt64 {
         var value: UInt64 = 1
         for _ in 0..<n { value *= 10 }

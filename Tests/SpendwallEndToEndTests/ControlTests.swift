@@ -249,3 +249,70 @@ let checkB: [String: Any] = ["provider": "openai", "model": "gpt-4o", "agent": "
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct CapsEditTests {
+    @Test func capsSetAndRmEditTheFileAndTheRunningDaemon() async throws {
+        try await TestDaemon.with(caps: "# hand-written\n" + dollarCapToml) { daemon in
+            let set = try await daemon.cli(
+                "caps", "set", "reviewer", "--scope", "agent=a", "--window", "1h", "--limit-usd", "0.05")
+            #expect(set.status == 0, "\(set.err)")
+            #expect(set.out.contains("now enforces 2 caps"), "\(set.out)")
+            let text = try String(
+                contentsOf: daemon.configDirectory.appendingPathComponent("caps.toml"), encoding: .utf8)
+            #expect(text.hasPrefix("# hand-written\n"))
+            #expect(try await daemon.client.post("/v1/check", checkA).json["decision"] as? String == "allow")
+            #expect(try await daemon.client.post("/v1/check", checkA).json["decision"] as? String == "block")
+            let bad = try await daemon.cli(
+                "caps", "set", "x", "--scope", "planet=mars", "--window", "1d", "--limit-usd", "1")
+            #expect(bad.status == 2)
+            #expect(try await daemon.cli("caps", "rm", "reviewer").status == 0)
+            #expect(try await daemon.cli("caps", "rm", "reviewer").status == 1)
+            let listed = try await daemon.cli("caps", "ls")
+            #expect(!listed.out.contains("reviewer"))
+            let mode =
+                try FileManager.default.attributesOfItem(
+                    atPath: daemon.configDirectory.appendingPathComponent("caps.toml").path)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct ExportTests {
+    @Test func exportWritesCSVAndJSONThatParsersRead() async throws {
+        try await TestDaemon.with { daemon in
+            let tags = ["note": "a, \"quoted\"\nvalue"]
+            for agent in ["a", "b"] {
+                let check = try await daemon.client.post(
+                    "/v1/check", ["provider": "openai", "model": "gpt-4o", "agent": agent, "tags": tags]
+                ).json
+                _ = try await daemon.client.post(
+                    "/v1/report", ["reservation_id": check["reservation_id"]!, "usage": ["output_tokens": 7]])
+            }
+            let csv = try await daemon.cli("export", "--format", "csv", "--since", "1h")
+            #expect(csv.status == 0, "\(csv.err)")
+            let csvPath = daemon.root.appendingPathComponent("export.csv").path
+            try csv.out.write(toFile: csvPath, atomically: true, encoding: .utf8)
+            let parsed = try await TestDaemon.run(
+                "/usr/bin/env",
+                [
+                    "python3", "-c",
+                    "import csv,json,sys; r=list(csv.DictReader(open(sys.argv[1], newline=''))); print(json.dumps([[x['agent'], x['tags'], x['output_tokens']] for x in r]))",
+                    csvPath,
+                ])
+            #expect(parsed.status == 0, "\(parsed.err)")
+            let rows = try JSONSerialization.jsonObject(with: Data(parsed.out.utf8)) as? [[String]] ?? []
+            #expect(rows.map { $0[0] } == ["a", "b"])
+            #expect(rows.allSatisfy { $0[2] == "7" })
+            let storedTags =
+                try JSONSerialization.jsonObject(with: Data((rows.first?[1] ?? "{}").utf8)) as? [String: String]
+            #expect(storedTags == tags)
+
+            let json = try await daemon.cli("export", "--format", "json")
+            let objects = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]] ?? []
+            #expect(objects.count == 2)
+            #expect(objects.first?["tags"] as? [String: String] == tags)
+            #expect(int64(objects.first?["output_tokens"]) == 7)
+            #expect(try await daemon.cli("export", "--format", "xml").status == 2)
+        }
+    }
+}
