@@ -125,7 +125,12 @@ def main() -> int:
                 for _ in client.chat.completions.create(model="gpt-4o", messages=msgs, stream=True):
                     pass
                 out.append(time.perf_counter() - t)
-        print("\nstreaming chat (whole stream consumed):")
+        from spendwall import _killwatch
+        watch = _killwatch._watches.get(os.environ["SPENDWALL_SOCKET"])
+        state = "no watch" if watch is None else (
+            f"{watch.connects} subscription(s), {watch.attempts} attempt(s)"
+            + ("" if watch.connects else "; this daemon serves no /v1/events"))
+        print(f"\nstreaming chat (whole stream consumed; kill watch: {state}):")
         b2 = summary("bare client", sb)
         w2 = summary("wrapped client", sw)
         print(f"{'added by the wrapper':<34}          p50 {w2['p50_us'] - b2['p50_us']:9.1f} µs")

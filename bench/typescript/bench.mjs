@@ -150,6 +150,17 @@ try {
   const w3 = summary('spendwallFetch', sw2);
   console.log(`  ${'added by the wrapper'.padEnd(40)} p50 ${(w3.p50 - b3.p50).toFixed(1).padStart(8)} µs`);
 
+  // the same through the SDK's own socket transport: streams register with the kill watch, which
+  // subscribes to GET /v1/events (an injected transport, as above, has no watch)
+  const fsock = sw.spendwallFetch({ socketPath: socket, dataDir, agent: 'bench', tags: { bench: 'typescript' } });
+  const [sb5, ss5] = await interleaved(() => fetch(url, sinit).then(drain), () => fsock(url, sinit).then(drain), Math.max(200, CALLS / 4), sw.flush);
+  const { watchFor } = require(join(REPO, 'sdk-typescript/dist/cjs/internal/killwatch.js'));
+  const watch = watchFor(new UnixTransport(socket));
+  console.log(`\nstreaming chat through the SDK's socket transport (kill watch: ${watch.connects} subscription(s), ${watch.attempts} attempt(s)${watch.connects ? '' : '; this daemon serves no /v1/events'}):`);
+  const b5 = summary('bare fetch', sb5);
+  const s5 = summary('spendwallFetch, socket transport', ss5);
+  console.log(`  ${'added by the wrapper'.padEnd(40)} p50 ${(s5.p50 - b5.p50).toFixed(1).padStart(8)} µs`);
+
   // diagnostic: the SDK's own cost, with a transport that answers at once (no daemon)
   const instant = {
     async request(method, path, b) {

@@ -262,3 +262,43 @@ def test_azure_client(use_daemon: Daemon, fake: Fake, agent: str) -> None:
     assert "/openai/deployments/" in req["path"]
     [row] = use_daemon.rows(agent, 1)
     assert usage_of(row) == expected(u, "openai")
+
+
+def test_per_call_extra_keyword(use_daemon: Daemon, fake: Fake, agent: str) -> None:
+    """`extra={...}` (issue 4's name) is the per-call attribution too; `spendwall={...}` still
+    works and wins field by field when both are given. Neither reaches the provider."""
+    _, client = clients(fake, agent=agent, tags={"a": "1"})
+    client.chat.completions.create(model="gpt-4o", messages=MSG, extra={"tags": {"pr": "7"}, "session": "x-1"})
+    with client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True,
+                                        extra={"tags": {"pr": "8"}, "session": "x-2"},
+                                        spendwall={"session": "x-3", "tags": {"b": "2"}}) as s:
+        list(s)
+    with client.chat.completions.stream(model="gpt-4o", messages=MSG, extra={"session": "x-4"}) as s:
+        list(s)
+    client.responses.create(model="gpt-4o", input="hi", extra={"agent": agent + "-other"})
+    rows = use_daemon.rows(agent, 3)
+    assert [(r["session"], r["tags"]) for r in rows] == [
+        ("x-1", {"a": "1", "pr": "7"}), ("x-3", {"a": "1", "pr": "8", "b": "2"}), ("x-4", {"a": "1"})]
+    assert len(use_daemon.rows(agent + "-other", 1)) == 1
+    assert all('"extra"' not in r["body"] and "spendwall" not in r["body"] for r in fake.requests())
+    with pytest.raises(TypeError):
+        client.chat.completions.create(model="gpt-4o", messages=MSG, extra={"team": "x"})  # unknown field
+    with pytest.raises(TypeError):
+        client.chat.completions.create(model="gpt-4o", messages=MSG, extra="reviewer")
+
+
+def test_extra_left_alone_when_the_sdk_has_its_own() -> None:
+    """A provider method with an `extra` parameter of its own keeps it: only `spendwall=` is ours."""
+    from spendwall._wrap import _wrap_method
+
+    seen = {}
+
+    class Resource:
+        def create(self, *, model: str, extra: object = None) -> str:
+            seen["extra"] = extra
+            return model
+
+    r = Resource()
+    _wrap_method(r, "create")
+    assert r.create(model="m", extra={"agent": "a"}) == "m"
+    assert seen["extra"] == {"agent": "a"}

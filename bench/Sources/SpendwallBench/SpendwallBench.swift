@@ -12,6 +12,7 @@ struct SpendwallBench: AsyncParsableCommand {
     @Option(help: "The daemon's socket.") var socket: String
     @Option(help: "Check+report pairs per client.") var pairs = 2000
     @Option(help: "Concurrency levels to run.") var concurrency: [Int] = [1, 16, 64]
+    @Option(help: "Kill-switch rounds (0 to skip).") var killRounds = 200
 
     func run() async throws {
         let echoPath = NSTemporaryDirectory() + "spendwall-bench-echo-\(getpid()).sock"
@@ -33,6 +34,62 @@ struct SpendwallBench: AsyncParsableCommand {
         }
         try await echo.close()
         unlink(echoPath)
+        if killRounds > 0 {
+            let kill = try KillLatency.run(path: socket, rounds: killRounds)
+            print("")
+            print("| kill switch (\(killRounds) rounds) | p50 µs | p99 µs |")
+            print("|---|---|---|")
+            print("| POST /v1/kill round trip | \(kill.request.p50) | \(kill.request.p99) |")
+            print("| kill sent → a looping checker's first `killed` answer | \(kill.effect.p50) | \(kill.effect.p99) |")
+        }
+    }
+}
+
+/// How fast a kill takes effect: one thread checks in a loop on its own connection while
+/// another flips the agent's kill switch; the time from sending the kill to the checker's first
+/// `killed` answer is the latency a caller sees.
+enum KillLatency {
+    final class SeenAt: Sendable {
+        let time = Atomic<UInt64>(0)
+    }
+
+    struct Figures {
+        var request: (p50: Int, p99: Int)
+        var effect: (p50: Int, p99: Int)
+    }
+
+    static func run(path: String, rounds: Int) throws -> Figures {
+        let control = try Connection(path: path)
+        let checker = try Connection(path: path)
+        var requestTimes: [Int] = []
+        var effectTimes: [Int] = []
+        let check = #"{"provider":"openai","model":"gpt-4o","agent":"kill-bench","request":{"max_tokens":1}}"#
+        for _ in 0..<rounds {
+            _ = try control.post("/v1/kill", #"{"agent":"kill-bench","on":false}"#)
+            let seen = SeenAt()
+            let loop = Thread {
+                while seen.time.load(ordering: .acquiring) == 0 {
+                    guard let answer = try? checker.post("/v1/check", check) else { return }
+                    if answer.contains(#""decision":"killed""#) {
+                        seen.time.store(DispatchTime.now().uptimeNanoseconds, ordering: .releasing)
+                    }
+                }
+            }
+            loop.start()
+            Thread.sleep(forTimeInterval: 0.002)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try control.post("/v1/kill", #"{"agent":"kill-bench"}"#)
+            requestTimes.append(Int((DispatchTime.now().uptimeNanoseconds - t0) / 1000))
+            while seen.time.load(ordering: .acquiring) == 0 { usleep(50) }
+            effectTimes.append(Int((seen.time.load(ordering: .acquiring) - t0) / 1000))
+            while !loop.isFinished { usleep(50) }
+        }
+        _ = try control.post("/v1/kill", #"{"agent":"kill-bench","on":false}"#)
+        requestTimes.sort()
+        effectTimes.sort()
+        return Figures(
+            request: (requestTimes[rounds / 2], requestTimes[rounds * 99 / 100]),
+            effect: (effectTimes[rounds / 2], effectTimes[rounds * 99 / 100]))
     }
 }
 
@@ -130,8 +187,8 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// One persistent HTTP/1.1 connection over a Unix socket, blocking.
-final class Connection {
+/// One persistent HTTP/1.1 connection over a Unix socket, blocking. Used by one thread at a time.
+final class Connection: @unchecked Sendable {
     let fd: Int32
     var buffer = [UInt8]()
 

@@ -115,6 +115,9 @@ class Call:
         self.session: Optional[str] = attribution.get("session")
         self.mode: str = attribution.get("mode") or ("strict" if _strict(None, self.rt) else "default")
         self.reservation_id: Optional[str] = None
+        # the app the daemon attributed this call to, when its check answer says it (the SDK
+        # cannot know it otherwise: the daemon decides it from the calling process)
+        self.app: Optional[str] = None
         self.daemon_up = False
         self.time_ms = int(time.time() * 1000)
         self.started = time.monotonic()
@@ -143,6 +146,9 @@ class Call:
         if body.get("decision") != "allow":
             raise error_from_body(body, status)
         self.reservation_id = body.get("reservation_id")
+        app = body.get("app")
+        if isinstance(app, str):
+            self.app = app
         self.daemon_up = True
 
     def _on_unavailable(self, exc: DaemonUnavailable) -> None:

@@ -54,9 +54,17 @@ class BudgetExceeded(SpendwallError):
 
 
 class Killed(SpendwallError):
-    """A kill switch covers this call (daemon code `killed`)."""
+    """A kill switch covers this call (daemon code `killed`): refused at its check, or — for a
+    stream — turned on while the stream was in flight (`in_flight` is then True and `scope`
+    says which switch: `{"kind": "global"|"agent"|"app"|"session", "value": ...}`)."""
 
     code = "killed"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        scope = self.body.get("scope")
+        self.scope: Optional[Dict[str, Any]] = dict(scope) if isinstance(scope, dict) else None
+        self.in_flight: bool = self.body.get("in_flight") is True
 
 
 class ApprovalDenied(SpendwallError):

@@ -1,11 +1,18 @@
 """Reading usage off streamed events, and hooking a provider SDK's own stream object so the
-caller keeps exactly that object (same type, same items) while each call is reported once."""
+caller keeps exactly that object (same type, same items) while each call is reported once.
+
+Kill in flight: each hooked stream is registered with the daemon's kill watch
+(`_killwatch`); before an item is handed to the caller, the stream looks at the flag the watch
+sets, and a killed stream reports outcome `killed` (usage so far plus an estimate of the text
+received), closes the upstream response and raises `spendwall.Killed`."""
 from __future__ import annotations
 
 import weakref
 from typing import Any, AsyncIterator, Iterator, Optional
 
+from . import _killwatch
 from ._core import Call
+from ._errors import Killed
 from ._usage import Usage, estimate_tokens, get, normalize_anthropic, normalize_openai
 
 __all__ = ["StreamTracker", "hook_sync_stream", "hook_async_stream"]
@@ -23,6 +30,20 @@ class StreamTracker:
         self.text_parts: list = []
         self.terminal = False  # saw the provider's own end-of-message event
         self.status = 200
+        self.killed_by: Optional[Killed] = None  # set by the kill watch's thread
+        self.watch: Optional[_killwatch.KillWatch] = None
+
+    def start_watching(self) -> None:
+        """Registers the stream with the kill watch of its daemon (starting it lazily)."""
+        watch = _killwatch.watch_for(self.call.rt.transport)
+        if watch is not None:
+            self.watch = watch
+            watch.register(self)
+
+    def _release(self) -> None:
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            watch.unregister(self)
 
     def _add_text(self, s: Any) -> None:
         if isinstance(s, str) and s:
@@ -102,29 +123,66 @@ class StreamTracker:
         return self.partial_usage(), "partial"
 
     def finish(self) -> None:
+        self._release()
         usage, outcome = self.final()
         self.call.report(usage, self.status, outcome)
 
     async def afinish(self) -> None:
+        self._release()
         usage, outcome = self.final()
         await self.call.areport(usage, self.status, outcome)
 
     def abandon(self) -> None:
+        self._release()
         if not self.call.reported:
             self.call.report(self.partial_usage(), self.status, "partial")
 
     def abandon_soon(self) -> None:
+        self._release()
         if not self.call.reported:
             self.call.report_soon(self.partial_usage(), self.status, "partial")
+
+    def kill(self) -> Killed:
+        """The stream was killed: reports it (once) and returns the error to raise."""
+        self._release()
+        self.call.report(self.partial_usage(), self.status, "killed")
+        assert self.killed_by is not None
+        return self.killed_by
+
+    async def akill(self) -> Killed:
+        self._release()
+        await self.call.areport(self.partial_usage(), self.status, "killed")
+        assert self.killed_by is not None
+        return self.killed_by
+
+
+def _close_quietly(close: Any) -> None:
+    try:
+        close()
+    except Exception:  # noqa: BLE001 - the stream is being given up anyway
+        pass
+
+
+async def _aclose_quietly(close: Any) -> None:
+    try:
+        await close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def hook_sync_stream(stream: Any, tracker: StreamTracker) -> None:
     original: Iterator[Any] = stream._iterator
+    original_close = stream.close
 
     def iterate() -> Iterator[Any]:
         try:
             for item in original:
-                if tracker.observe(item):
+                hidden = tracker.observe(item)
+                if tracker.killed_by is not None:
+                    err = tracker.kill()
+                    _close_quietly(original_close)  # stop paying for tokens nobody will read
+                    raise err
+                if hidden:
                     continue
                 yield item
         except GeneratorExit:
@@ -136,7 +194,6 @@ def hook_sync_stream(stream: Any, tracker: StreamTracker) -> None:
         tracker.finish()
 
     stream._iterator = iterate()
-    original_close = stream.close
 
     def close() -> None:
         try:
@@ -149,18 +206,27 @@ def hook_sync_stream(stream: Any, tracker: StreamTracker) -> None:
         weakref.finalize(stream, tracker.abandon)
     except TypeError:
         pass
+    tracker.start_watching()
 
 
 def hook_async_stream(stream: Any, tracker: StreamTracker) -> None:
     original: AsyncIterator[Any] = stream._iterator
+    upstream_close = getattr(stream, "close", None)
 
     async def iterate() -> AsyncIterator[Any]:
         try:
             async for item in original:
-                if tracker.observe(item):
+                hidden = tracker.observe(item)
+                if tracker.killed_by is not None:
+                    err = await tracker.akill()
+                    if upstream_close is not None:
+                        await _aclose_quietly(upstream_close)
+                    raise err
+                if hidden:
                     continue
                 yield item
         except Exception:
+            tracker._release()
             if not tracker.call.reported:
                 await tracker.call.areport(tracker.partial_usage(), tracker.status, "partial")
             raise
@@ -188,3 +254,4 @@ def hook_async_stream(stream: Any, tracker: StreamTracker) -> None:
         weakref.finalize(stream, tracker.abandon_soon)
     except TypeError:
         pass
+    tracker.start_watching()

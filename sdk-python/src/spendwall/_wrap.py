@@ -182,26 +182,54 @@ def _wrap_post(resource: Any, state: _State, endpoints: Iterable[str], is_async:
     resource._post = post
 
 
+def _has_param(fn: Any, name: str) -> bool:
+    """Whether the provider SDK's method takes a parameter of this name itself (or might: one
+    whose signature cannot be read, or that takes **kwargs)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _per_call(spendwall: Optional[Mapping[str, Any]], kwargs: Dict[str, Any],
+              take_extra: bool) -> Optional[Mapping[str, Any]]:
+    """The call's own attribution: `extra={...}` (when the SDK has no `extra` of its own),
+    then `spendwall={...}` over it. Both are removed before the SDK sees the call."""
+    extra = kwargs.pop("extra", None) if take_extra else None
+    for kw, value in (("extra", extra), ("spendwall", spendwall)):
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{kw}= must be a mapping of agent, tags, session, mode; got {type(value).__name__}")
+    if extra is None:
+        return spendwall
+    if spendwall is None:
+        return extra
+    return _context.merge(_context.merge({}, extra), spendwall)
+
+
 def _wrap_method(resource: Any, name: str) -> None:
-    """Adds the per-call `spendwall={...}` keyword (agent, tags, session, mode)."""
+    """Adds the per-call `spendwall={...}` keyword (agent, tags, session, mode), and `extra={...}`
+    as its alias unless the provider's method has an `extra` parameter of its own."""
     original = getattr(resource, name, None)
     if original is None:
         return
     if getattr(original, "_spendwall_original", None) is not None:
         original = original._spendwall_original
+    take_extra = not _has_param(original, "extra")
 
     if inspect.iscoroutinefunction(original):
         @functools.wraps(original)
         async def amethod(*args: Any, spendwall: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> Any:
-            with _context.use(spendwall):
+            with _context.use(_per_call(spendwall, kwargs, take_extra)):
                 return await original(*args, **kwargs)
         wrapped: Callable[..., Any] = amethod
     else:
         @functools.wraps(original)
         def method(*args: Any, spendwall: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> Any:
-            if spendwall is None:
+            over = _per_call(spendwall, kwargs, take_extra) if spendwall is not None or "extra" in kwargs else None
+            if over is None:
                 return original(*args, **kwargs)
-            with _context.use(spendwall) as attribution:
+            with _context.use(over) as attribution:
                 result = original(*args, **kwargs)
             if inspect.isawaitable(result):  # an async create behind a sync decorator
                 return _awaiting_with(attribution, result)

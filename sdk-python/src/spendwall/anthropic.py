@@ -22,5 +22,7 @@ def wrap(client: C, *, agent: Optional[str] = None, tags: Optional[Mapping[str, 
 
     Covered: `messages.create` (plain and `stream=True`) and the `messages.stream(...)` context
     manager. `messages.count_tokens` passes through unbilled. Each call accepts
-    `spendwall={"agent": ..., "tags": {...}, "session": ..., "mode": "strict"}`."""
+    `extra={"agent": ..., "tags": {...}, "session": ..., "mode": "strict"}` (or the same as
+    `spendwall={...}`). A stream stops with `spendwall.Killed` when a kill switch covering it
+    turns on while it runs."""
     return wrap_client(client, "anthropic", RESOURCES, agent=agent, tags=tags, session=session, mode=mode)

@@ -25,6 +25,7 @@ def wrap(client: C, *, agent: Optional[str] = None, tags: Optional[Mapping[str, 
 
     Covered: `chat.completions.create` (plain and `stream=True`) and `.stream()`,
     `responses.create` (plain and streaming) and `.stream()`, `completions.create`,
-    `embeddings.create`. Each call accepts `spendwall={"agent": ..., "tags": {...},
-    "session": ..., "mode": "strict"}` to override the defaults given here."""
+    `embeddings.create`. Each call accepts `extra={"agent": ..., "tags": {...},
+    "session": ..., "mode": "strict"}` (or the same as `spendwall={...}`) to override the
+    defaults given here."""
     return wrap_client(client, "openai", RESOURCES, agent=agent, tags=tags, session=session, mode=mode)

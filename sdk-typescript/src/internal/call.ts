@@ -12,6 +12,11 @@ export type Outcome = 'ok' | 'error' | 'partial' | 'disconnected' | 'killed';
 
 export class Call {
   reservationId: string | undefined;
+  /**
+   * The app the daemon attributed this call to, when its check answer says it (the SDK cannot
+   * know it otherwise: the daemon decides it from the calling process).
+   */
+  app: string | undefined;
   reported = false;
   readonly timeMs = Date.now();
   private readonly started = performance.now();
@@ -32,6 +37,10 @@ export class Call {
 
   get agent(): string | undefined {
     return this.attribution.agent;
+  }
+
+  get session(): string | undefined {
+    return this.attribution.session;
   }
 
   /** The check body as JSON text; the request body is spliced in as the caller wrote it. */
@@ -62,6 +71,7 @@ export class Call {
     }
     if (status !== 200 || body.decision !== 'allow') throw errorFromBody(body, status);
     this.reservationId = typeof body.reservation_id === 'string' ? body.reservation_id : undefined;
+    if (typeof body.app === 'string') this.app = body.app;
   }
 
   /**

@@ -71,9 +71,24 @@ export class BudgetExceededError extends SpendwallError {
   }
 }
 
-/** A kill switch covers this call (daemon code `killed`). */
+/**
+ * A kill switch covers this call (daemon code `killed`): refused at its check, or — for a stream
+ * — turned on while the stream was in flight (`inFlight` is then true and `scope` says which
+ * switch).
+ */
 export class KilledError extends SpendwallError {
   static readonly defaultCode = 'killed';
+
+  /** The switch that stopped a stream in flight: `{ kind: 'global' | 'agent' | 'app' | 'session', value? }`. */
+  get scope(): { kind: string; value?: string } | undefined {
+    const s = obj(this.body.scope);
+    return s && typeof s.kind === 'string' ? (s as { kind: string; value?: string }) : undefined;
+  }
+
+  /** True when the call was stopped mid-stream (it was sent upstream and partly billed). */
+  get inFlight(): boolean {
+    return this.body.in_flight === true;
+  }
 }
 
 /** The call needed an approval that was denied or timed out (daemon code `approval_denied`). */

@@ -196,16 +196,31 @@ declare module 'node:http' {
   interface IncomingMessage {
     statusCode?: number;
     headers: Record<string, string | string[] | undefined>;
+    resume(): this;
+    destroy(err?: Error): this;
     on(event: 'data', listener: (chunk: NodeBuffer) => void): this;
-    on(event: 'end', listener: () => void): this;
+    on(event: 'end' | 'close', listener: () => void): this;
+    on(event: 'error', listener: (err: Error) => void): this;
     on(event: string, listener: (...args: any[]) => void): this;
   }
   interface ClientRequest {
     on(event: 'error', listener: (err: Error) => void): this;
+    on(event: 'socket', listener: (socket: import('node:net').Socket) => void): this;
+    on(event: string, listener: (...args: any[]) => void): this;
+    setTimeout(ms: number, cb?: () => void): this;
+    destroy(err?: Error): this;
     end(data?: string | Uint8Array): void;
   }
-  function request(
-    options: { host?: string; port?: number; path: string; method?: string; headers?: Record<string, string> },
-    cb: (res: IncomingMessage) => void,
-  ): ClientRequest;
+  interface RequestOptions {
+    host?: string;
+    port?: number;
+    /** A Unix domain socket to connect to (instead of host and port). */
+    socketPath?: string;
+    path: string;
+    method?: string;
+    headers?: Record<string, string>;
+    /** false: a fresh connection, outside any pool. */
+    agent?: false;
+  }
+  function request(options: RequestOptions, cb: (res: IncomingMessage) => void): ClientRequest;
 }

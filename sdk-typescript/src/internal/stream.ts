@@ -6,6 +6,7 @@
  */
 import type { Call, Outcome } from './call';
 import { KilledError } from './errors';
+import { watchFor, type KillWatch } from './killwatch';
 import { EventSplitter, concatBytes, eventJSON, withoutNullUsage } from './sse';
 import { estimateTokens, normalizeAnthropic, normalizeOpenAI, utf8Length, type Usage } from './usage';
 
@@ -135,8 +136,8 @@ const inFlight = new Set<StreamTracker>();
 
 /**
  * Stops every stream in flight that `matches` at its next chunk: the caller's read rejects with
- * a `KilledError` and the call is reported as `killed`. This is the hook the daemon's event
- * stream (`GET /v1/events`, not served yet) will drive; nothing calls it today.
+ * a `KilledError` and the call is reported as `killed`. The daemon's event stream drives the
+ * same flag through `KillWatch` (killwatch.ts); this is the manual form of it.
  */
 export function killInFlight(matches: (call: Call) => boolean, message: string, body: Obj = {}): number {
   let n = 0;
@@ -181,6 +182,7 @@ interface Held {
 
 const dropped = new FinalizationRegistry<Held>((held) => {
   inFlight.delete(held.tracker);
+  watchFor(held.tracker.call.rt.transport)?.unregister(held.tracker);
   held.tracker.abandon();
   held.reader.cancel().catch(() => undefined);
 });
@@ -192,9 +194,11 @@ export function trackedBody(upstreamBody: unknown, tracker: StreamTracker): Read
   const hide = tracker.hideUsageChunk;
   let finished = false;
   inFlight.add(tracker);
+  const watch: KillWatch | undefined = watchFor(tracker.call.rt.transport);
   const done = () => {
     finished = true;
     inFlight.delete(tracker);
+    watch?.unregister(tracker);
     dropped.unregister(token);
   };
 
@@ -212,7 +216,15 @@ export function trackedBody(upstreamBody: unknown, tracker: StreamTracker): Read
             controller.error(e);
             return;
           }
-          if (tracker.killedBy) {
+          if (tracker.killedBy && !r.done) {
+            // (a stream that ended meanwhile was delivered whole: it finishes normally below)
+            // what arrived was billed: counted (not handed over) before the call is reported
+            if (r.value) {
+              splitter.push(r.value, (ev) => {
+                const json = eventJSON(ev);
+                if (json) tracker.observe(json);
+              });
+            }
             done();
             tracker.abandon('killed');
             reader.cancel(tracker.killedBy).catch(() => undefined);
@@ -267,5 +279,6 @@ export function trackedBody(upstreamBody: unknown, tracker: StreamTracker): Read
   );
   const token = {};
   dropped.register(stream, { tracker, reader }, token);
+  watch?.register(tracker); // last: a switch already on may mark the tracker at once
   return stream;
 }
