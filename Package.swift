@@ -113,6 +113,8 @@ let package = Package(
         .testTarget(name: "SpendwallConfigTests", dependencies: ["SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
         .testTarget(
+            name: "SpendwallDaemonTests", dependencies: ["SpendwallDaemon", "SpendwallPolicy", "SpendwallCore"]),
+        .testTarget(
             name: "SpendwallEndToEndTests",
             dependencies: ["SpendwallTestSupport", "SpendwallClient", "SpendwallCore"],
             // These tests build and read untyped JSON ([String: Any]) to check the wire format

@@ -67,13 +67,15 @@ struct APIResponse: Sendable {
         }
     }
 
+    /// Writes a body that knows its own JSON (the answers sent on every call).
+    static func json<T: Encodable & JSONWritable>(_ value: T, status: HTTPResponseStatus = .ok) -> APIResponse {
+        APIResponse(status: status, json: value.jsonBytes)
+    }
+
     /// The structured error body: `{"error": {"code": ..., "message": ...}}`.
     static func error(_ error: SpendwallError, status: HTTPResponseStatus, cap: CapJSON? = nil) -> APIResponse {
         let body = ErrorBody(error: ErrorJSON(code: error.code.rawValue, message: error.message, cap: cap))
-        let bytes =
-            (try? JSONEncoder().encode(body)).map(Array.init)
-            ?? Array(#"{"error":{"code":"internal","message":"encoding failed"}}"#.utf8)
-        return APIResponse(status: status, json: bytes)
+        return APIResponse(status: status, json: body.jsonBytes)
     }
 
     static func badRequest(_ message: String) -> APIResponse {

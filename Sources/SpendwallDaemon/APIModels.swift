@@ -411,3 +411,87 @@ struct ApprovalResolvedEvent: Encodable {
     var status: String
     var resolution: String
 }
+
+// MARK: - Answers sent on every call, written without JSONEncoder (same JSON, fewer cycles).
+// `APIModelsWritingTests` checks each against what JSONEncoder makes of it.
+
+extension ErrorBody: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { w in
+            w.key("error")
+            error.write(to: &w)
+        }
+    }
+}
+
+extension ErrorJSON: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { w in
+            w.member("code", code)
+            w.member("message", message)
+            if let cap {
+                w.key("cap")
+                cap.write(to: &w)
+            }
+            w.member("file", file)
+            w.member("line", line)
+        }
+    }
+}
+
+extension CapJSON: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { w in
+            w.member("name", name)
+            w.member("window", window)
+            w.member("key", key)
+            w.member("scope", scope)
+            w.member("action", action)
+            w.member("limit_nanousd", limit_nanousd)
+            w.member("spent_nanousd", spent_nanousd)
+            w.member("reserved_nanousd", reserved_nanousd)
+            w.member("remaining_nanousd", remaining_nanousd)
+            w.member("limit_tokens", limit_tokens)
+            w.member("spent_tokens", spent_tokens)
+            w.member("reserved_tokens", reserved_tokens)
+            w.member("remaining_tokens", remaining_tokens)
+            w.member("warn_at", warn_at)
+            w.member("used", used)
+            w.member("resets_at_ms", resets_at_ms)
+        }
+    }
+}
+
+extension CheckAnswer: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { w in
+            w.member("decision", decision)
+            w.member("reservation_id", reservation_id)
+            w.member("reserved_nanousd", reserved_nanousd)
+            w.member("priced", priced)
+            w.member("expires_at_ms", expires_at_ms)
+            w.member("reason", reason)
+            if let cap {
+                w.key("cap")
+                cap.write(to: &w)
+            }
+            w.member("remaining_nanousd", remaining_nanousd)
+            if let error {
+                w.key("error")
+                error.write(to: &w)
+            }
+            w.member("approval_id", approval_id)
+        }
+    }
+}
+
+extension ReportAnswer: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { w in
+            w.member("request_id", request_id)
+            w.member("cost_nanousd", cost_nanousd)
+            w.member("priced", priced)
+            w.member("duplicate", duplicate)
+        }
+    }
+}

@@ -674,7 +674,8 @@ struct SocketAPI: Sendable {
             return .failure(APIResponseError(.badRequest("the request body is empty; send a JSON object")))
         }
         do {
-            return .success(try JSONDecoder().decode(T.self, from: request.body))
+            return .success(
+                try request.body.withUnsafeReadableBytes { try JSONValueDecoder().decode(T.self, from: $0) })
         } catch let error as DecodingError {
             return .failure(APIResponseError(.badRequest(Self.describe(error))))
         } catch {

@@ -3,8 +3,9 @@ import SpendwallCore
 /// Where spend is stored. The daemon talks to this protocol, so another store (team mode's
 /// PostgreSQL shipping) can sit beside or behind the SQLite one.
 public protocol LedgerStore: Sendable {
-    /// Appends events in one transaction, idempotent by request id.
-    func append(_ events: [SpendEvent]) async throws -> [AppendResult]
+    /// Appends events in one transaction, idempotent by request id. Blocks the calling thread
+    /// until they are committed: the ``LedgerWriter`` calls it from a thread of its own.
+    func append(_ events: [SpendEvent]) throws -> [AppendResult]
     /// The row for a request id, if any.
     func event(requestID: String) async throws -> SpendEvent?
     /// Totals grouped by `grouping` for rows at or after `sinceMS`.

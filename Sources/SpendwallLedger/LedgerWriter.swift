@@ -1,30 +1,33 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import SpendwallCore
-import Synchronization
 
 /// Writes ledger rows in batches (group commit): every event waiting when a transaction starts
 /// goes into it, and each caller is answered once its row is committed. Under load one
 /// transaction carries many rows; alone, a row is written at once.
 ///
+/// The writing happens on one thread of its own that blocks in SQLite, so a report costs no
+/// hop through the concurrency pool or a dispatch queue: the event loop that read it queues the
+/// row and is called back from this thread when the row is committed.
+///
 /// On graceful shutdown it stops taking new rows and commits everything already queued, so
 /// nothing acknowledged or accepted is lost on a clean stop.
-public final class LedgerWriter: Service, Sendable {
+public final class LedgerWriter: Service, @unchecked Sendable {
     public let store: any LedgerStore
     private let logger: Logger
     private let maxBatch: Int
-    private let state = Mutex(State())
+    // Guards everything below; the writer thread waits on it for rows.
+    private let condition = NSCondition()
+    private var pending: [Pending] = []
+    private var closed = false
+    private var finished = false
+    private var finishedWaiters: [CheckedContinuation<Void, Never>] = []
+    private var lastWrite: Int64?
 
-    private struct Pending: Sendable {
+    private struct Pending {
         var event: SpendEvent
         var completion: (@Sendable (Result<AppendResult, SpendwallError>) -> Void)?
-    }
-
-    private struct State: Sendable {
-        var pending: [Pending] = []
-        var wakeUp: CheckedContinuation<Void, Never>?
-        var closed = false
-        var lastWriteMS: Int64?
     }
 
     public init(store: any LedgerStore, logger: Logger, maxBatch: Int = 1000) {
@@ -58,67 +61,82 @@ public final class LedgerWriter: Service, Sendable {
     }
 
     /// Rows queued and not yet committed.
-    public var queued: Int { state.withLock { $0.pending.count } }
+    public var queued: Int { locked { pending.count } }
+
+    /// When the last batch was committed (Unix ms), if any.
+    public var lastWriteMS: Int64? { locked { lastWrite } }
 
     private func enqueue(_ item: Pending) -> SpendwallError? {
-        let (accepted, wake) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-            if state.closed { return (false, nil) }
-            state.pending.append(item)
-            defer { state.wakeUp = nil }
-            return (true, state.wakeUp)
-        }
-        guard accepted else { return SpendwallError(.unavailable, "the ledger is shutting down") }
-        wake?.resume()
+        condition.lock()
+        defer { condition.unlock() }
+        if closed { return SpendwallError(.unavailable, "the ledger is shutting down") }
+        pending.append(item)
+        if pending.count == 1 { condition.signal() }
         return nil
     }
 
     public func run() async throws {
+        let thread = Thread { [self] in
+            while let batch = nextBatch() { write(batch) }
+            let waiters = locked {
+                finished = true
+                return finishedWaiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        thread.name = "spendwall-ledger-writer"
+        thread.start()
         await withGracefulShutdownHandler {
-            while true {
-                let batch = await nextBatch()
-                if batch.isEmpty { break }
-                await write(batch)
-            }
-            logger.debug("ledger writer drained")
+            await untilFinished()
         } onGracefulShutdown: {
-            let wake = self.state.withLock { state in
-                state.closed = true
-                defer { state.wakeUp = nil }
-                return state.wakeUp
+            self.close()
+        }
+        logger.debug("ledger writer drained")
+    }
+
+    /// Stops taking rows; the thread commits what is queued and ends.
+    private func close() {
+        condition.lock()
+        closed = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func untilFinished() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = locked {
+                if finished { return true }
+                finishedWaiters.append(continuation)
+                return false
             }
-            wake?.resume()
+            if done { continuation.resume() }
         }
     }
 
-    /// Waits for queued events; empty only once closed and drained.
-    private func nextBatch() async -> [Pending] {
-        while true {
-            let taken: [Pending]? = state.withLock { state in
-                if !state.pending.isEmpty {
-                    let count = min(maxBatch, state.pending.count)
-                    let batch = Array(state.pending.prefix(count))
-                    state.pending.removeFirst(count)
-                    return batch
-                }
-                return state.closed ? [] : nil
-            }
-            if let taken { return taken }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state in
-                    if !state.pending.isEmpty || state.closed { return true }
-                    state.wakeUp = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
+    /// Waits for queued events; nil only once closed and drained.
+    private func nextBatch() -> [Pending]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending.isEmpty {
+            if closed { return nil }
+            condition.wait()
         }
+        if pending.count <= maxBatch {
+            var batch: [Pending] = []
+            swap(&batch, &pending)
+            return batch
+        }
+        let batch = Array(pending.prefix(maxBatch))
+        pending.removeFirst(maxBatch)
+        return batch
     }
 
-    private func write(_ batch: [Pending]) async {
+    private func write(_ batch: [Pending]) {
         do {
-            let results = try await store.append(batch.map(\.event))
+            let results = try store.append(batch.map(\.event))
+            let now = SystemWallClock().nowMS()
+            locked { lastWrite = now }
             for (item, result) in zip(batch, results) { item.completion?(.success(result)) }
-            state.withLock { $0.lastWriteMS = SystemWallClock().nowMS() }
         } catch {
             logger.error("ledger write of \(batch.count) rows failed: \(error)")
             let failure = SpendwallError(.unavailable, "the ledger could not write: \(error)")
@@ -126,6 +144,9 @@ public final class LedgerWriter: Service, Sendable {
         }
     }
 
-    /// When the last batch was committed (Unix ms), if any.
-    public var lastWriteMS: Int64? { state.withLock { $0.lastWriteMS } }
+    private func locked<T>(_ body: () -> T) -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return body()
+    }
 }

@@ -22,8 +22,8 @@ public struct SQLiteLedger: LedgerStore {
         try LedgerMigrations.migrator.migrate(writer)
     }
 
-    public func append(_ events: [SpendEvent]) async throws -> [AppendResult] {
-        try await writer.write { db in try events.map { try Self.append($0, in: db) } }
+    public func append(_ events: [SpendEvent]) throws -> [AppendResult] {
+        try writer.write { db in try events.map { try Self.append($0, in: db) } }
     }
 
     static func append(_ event: SpendEvent, in db: Database) throws -> AppendResult {

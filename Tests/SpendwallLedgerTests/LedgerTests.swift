@@ -18,9 +18,9 @@ import Testing
 
     @Test func appendIsIdempotentByRequestID() async throws {
         let ledger = try SQLiteLedger(writer: DatabaseQueue())
-        let first = try await ledger.append([event("r1"), event("r2")])
+        let first = try ledger.append([event("r1"), event("r2")])
         #expect(first == [.inserted, .inserted])
-        let again = try await ledger.append([event("r1", cost: 999)])
+        let again = try ledger.append([event("r1", cost: 999)])
         #expect(again == [.duplicate(existingCostNanoUSD: 100)])
         let row = try await ledger.event(requestID: "r1")
         #expect(row == event("r1"))
@@ -28,14 +28,14 @@ import Testing
 
     @Test func aLateReportReplacesItsUnreportedRow() async throws {
         let ledger = try SQLiteLedger(writer: DatabaseQueue())
-        _ = try await ledger.append([event("r1", cost: 500, outcome: .unreported)])
-        #expect(try await ledger.append([event("r1", cost: 120)]) == [.replacedUnreported(previousCostNanoUSD: 500)])
+        _ = try ledger.append([event("r1", cost: 500, outcome: .unreported)])
+        #expect(try ledger.append([event("r1", cost: 120)]) == [.replacedUnreported(previousCostNanoUSD: 500)])
         #expect(try await ledger.event(requestID: "r1")?.costNanoUSD == 120)
     }
 
     @Test func spendGroupsAndTotals() async throws {
         let ledger = try SQLiteLedger(writer: DatabaseQueue())
-        _ = try await ledger.append([
+        _ = try ledger.append([
             event("1", app: "x", cost: 300, tags: ["customer": "acme"]), event("2", app: "x", cost: 100),
             event("3", app: "y", cost: 600, tags: ["customer": "beta"]), event("old", app: "z", cost: 5, time: 1),
         ])
