@@ -24,6 +24,19 @@ struct DoctorCommand: AsyncParsableCommand {
                 lines.append("- \(name): \(ok ? "ok" : "FAILING") (\(value["latency_us"] ?? "?") µs)")
                 if !ok { problems.append("\(name) is failing: \(value["error"] ?? "")") }
             }
+            if let pending = try? await CommandContext.client.get("/v1/approvals?status=pending"),
+                let approvals = pending.json?["approvals"] as? [[String: Any]]
+            {
+                lines.append(
+                    "- pending approvals: "
+                        + (approvals.isEmpty
+                            ? "none"
+                            : "\(approvals.count) (`spendwall approvals ls`; approve or deny by id): "
+                                + approvals.compactMap { $0["id"] as? String }.joined(separator: ", ")))
+            }
+            if let loopback = json["loopback"] as? String {
+                lines.append("- loopback listener: http://\(loopback) (metrics at /metrics)")
+            }
             if let error = json["config_error"] as? String {
                 lines.append("- **kept the previous configuration**: the last reload failed: \(error)")
                 problems.append("the running daemon rejected a configuration change: \(error)")

@@ -14,7 +14,12 @@ extension SpendwallConfiguration {
         if let text = try ConfigFiles.read(file) {
             try config.apply(TOMLSource(file: "spendwall.toml", text: text))
         }
-        if let v = env["SPENDWALL_PROXY_ADDR"].nonEmpty { config.proxyListen = v }
+        if let v = env["SPENDWALL_PROXY_ADDR"].nonEmpty {
+            switch ListenAddress.parse(v) {
+            case .success(let address): config.proxyListen = address
+            case .failure(let error): throw ConfigError(file: "SPENDWALL_PROXY_ADDR", error.message)
+            }
+        }
         if let v = env["SPENDWALL_OPENAI_UPSTREAM"].nonEmpty { config.openAIUpstream = v }
         if let v = env["SPENDWALL_ANTHROPIC_UPSTREAM"].nonEmpty { config.anthropicUpstream = v }
         if let v = env["SPENDWALL_LOG_LEVEL"].nonEmpty { config.logLevel = v }
@@ -70,7 +75,13 @@ extension SpendwallConfiguration {
                 outputPerMillion: output ?? fallbackPrice.outputPerMillion, source: "fallback")
         }
         if let proxy = try reader.section("proxy", keys: ["listen"]) {
-            if let v = try reader.string(proxy, "listen") { proxyListen = v }
+            if let v = try reader.string(proxy, "listen") {
+                switch ListenAddress.parse(v) {
+                case .success(let address): proxyListen = address
+                case .failure(let error):
+                    throw source.error("listen: \(error.message)", line: source.line(ofKey: "listen"))
+                }
+            }
         }
         if let privacy = try reader.section("privacy", keys: ["redact", "redact_values"]) {
             if let value = privacy["redact"] {

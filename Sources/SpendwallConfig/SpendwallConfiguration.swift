@@ -22,8 +22,8 @@ public struct SpendwallConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// The price for models the table does not know.
     public var fallbackPrice: ModelPrice
-    /// The loopback listener for the proxy and panel (used once they exist).
-    public var proxyListen: String
+    /// The loopback listener: `/metrics` now; the proxy and panel join it.
+    public var proxyListen: ListenAddress
     public var openAIUpstream: String
     public var anthropicUpstream: String
     public var logLevel: String
@@ -40,7 +40,7 @@ public struct SpendwallConfiguration: Sendable {
         approvalTimeoutMS: Int64 = 300_000,
         maxBodyBytes: Int = 8 << 20,
         fallbackPrice: ModelPrice = PriceTable.defaultFallback,
-        proxyListen: String = "127.0.0.1:8787",
+        proxyListen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8787),
         openAIUpstream: String = "https://api.openai.com",
         anthropicUpstream: String = "https://api.anthropic.com",
         logLevel: String = "info"

@@ -40,7 +40,8 @@ public enum Daemon {
             logger.warning(
                 "the \(scope) kill switch is on (turn it off with `spendwall kill\(SocketAPI.killFlag(scope)) --off`)")
         }
-        let events = EventBus()
+        let metrics = DaemonMetrics()
+        let events = EventBus(onDrop: { metrics.eventDropped() })
         let expired = try await store.expirePendingApprovals(
             resolution: "the daemon stopped while it was pending", atMS: SystemWallClock().nowMS())
         if expired > 0 { logger.notice("\(expired) approvals pending at the last stop are recorded as expired") }
@@ -49,7 +50,22 @@ public enum Daemon {
         let state = DaemonState(
             configuration: configuration, socketActivated: activated != nil, engine: engine, store: store,
             builtinPrices: builtin, labels: labels, events: events, logger: logger)
-        let writer = LedgerWriter(store: store, logger: logger)
+        let writer = LedgerWriter(store: store, logger: logger, onCommit: metrics.committed)
+        let loopback = LoopbackServer(address: configuration.proxyListen, logger: logger) { head in
+            switch (head.method, head.uri.split(separator: "?", maxSplits: 1).first ?? "") {
+            case (.GET, "/metrics"), (.HEAD, "/metrics"):
+                return LoopbackResponse(
+                    status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                    body: metrics.render(
+                        reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount))
+            case (_, "/metrics"):
+                return .error(SpendwallError(.methodNotAllowed, "/metrics takes GET"), status: .methodNotAllowed)
+            default:
+                return .error(
+                    SpendwallError(.notFound, "no endpoint \(head.method) \(head.uri) on the loopback listener"),
+                    status: .notFound)
+            }
+        }
         let api = SocketAPI(
             engine: engine, writer: writer, events: events, approvals: ApprovalDesk(),
             approvalTimeout: .milliseconds(configuration.approvalTimeoutMS),
@@ -57,7 +73,7 @@ public enum Daemon {
                 keys: configuration.redactTags, valuePattern: configuration.redactValuePattern,
                 keyFile: paths.dataDirectory + "/redact.key"),
             estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
-            state: state, clock: SystemWallClock(), logger: logger)
+            state: state, metrics: metrics, loopback: loopback, clock: SystemWallClock(), logger: logger)
         let server = SocketServer(
             socketPath: paths.socketPath, activatedFD: activated, api: api, state: state,
             maxBodyBytes: configuration.maxBodyBytes, logger: logger
@@ -67,7 +83,7 @@ public enum Daemon {
             logger.info("ready: pid \(getpid()), \(caps.count) caps, ledger \(paths.ledgerPath)")
         }
         var services: [any Service] = [
-            writer, ReservationKeeper(engine: engine, writer: writer, logger: logger), server,
+            writer, ReservationKeeper(engine: engine, writer: writer, logger: logger), server, loopback,
         ]
         services.append(ReloadOnHangup(state: state))
         services.append(ConfigWatcher(state: state))

@@ -38,8 +38,11 @@ final class EventBus: Sendable {
         }
     }
 
-    init(maxQueuedBytes: Int = 4 << 20) {
+    private let onDrop: @Sendable () -> Void
+
+    init(maxQueuedBytes: Int = 4 << 20, onDrop: @escaping @Sendable () -> Void = {}) {
         self.maxQueuedBytes = maxQueuedBytes
+        self.onDrop = onDrop
     }
 
     var subscriberCount: Int { state.withLock { $0.subscribers.count } }
@@ -113,6 +116,7 @@ final class EventBus: Sendable {
         let channel = subscriber.channel
         guard subscriber.queued.load(ordering: .relaxed) + frame.count <= maxQueuedBytes, channel.isActive else {
             subscriber.dropped.add(1, ordering: .relaxed)
+            onDrop()
             return
         }
         var bytes = frame

@@ -20,6 +20,8 @@ struct SocketAPI: Sendable {
     let redactor: TagRedactor
     let estimator: RequestEstimator
     let state: DaemonState
+    let metrics: DaemonMetrics
+    let loopback: LoopbackServer
     let clock: any WallClock
     let logger: Logger
 
@@ -60,6 +62,13 @@ struct SocketAPI: Sendable {
     // MARK: check
 
     func check(_ request: APIRequest, peer: PeerIdentity) -> APIReply {
+        let start = ContinuousClock.now
+        let reply = decodeAndDecide(request, peer: peer)
+        if case .now = reply { metrics.checkTook(ContinuousClock.now - start) }
+        return reply
+    }
+
+    private func decodeAndDecide(_ request: APIRequest, peer: PeerIdentity) -> APIReply {
         let body: CheckBody
         switch decode(CheckBody.self, request) {
         case .success(let value): body = value
@@ -101,6 +110,7 @@ struct SocketAPI: Sendable {
         case .approvalRequired(let status, let reason):
             return .later { await holdForApproval(held, approved: approved, status: status, reason: reason) }
         case .killed(let scope):
+            metrics.decided("killed")
             record(refusal(call, peer: peer, path: path, outcome: .killed))
             let reason =
                 "the \(scope) kill switch is on; turn it off with `spendwall kill\(Self.killFlag(scope)) --off`"
@@ -110,6 +120,7 @@ struct SocketAPI: Sendable {
                         decision: "killed", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
                         reason: reason, error: ErrorJSON(code: SpendwallError.Code.killed.rawValue, message: reason))))
         case .allow(let reservation):
+            metrics.decided("allow")
             publish(reservation.warnings, call: call)
             return .now(
                 .json(
@@ -118,6 +129,7 @@ struct SocketAPI: Sendable {
                         reserved_nanousd: reservation.reservedNanoUSD,
                         priced: reservation.priced, expires_at_ms: reservation.expiresAtMS)))
         case .block(let status, let reason):
+            metrics.decided("block")
             let cap = CapJSON(status)
             record(refusal(call, peer: peer, path: path, outcome: .blocked))
             events.publish("CapBlocked", CapBlockedEvent(call, cap: cap, reason: reason))
@@ -388,6 +400,7 @@ struct SocketAPI: Sendable {
                 events.publish(
                     "ApprovalResolved", ApprovalResolvedEvent(id: approval.id, status: "expired", resolution: why))
             }
+            metrics.decided("approval_denied")
             record(refusal(call, peer: held.peer, path: held.path, outcome: .blocked))
             let message = "approval \(approval.id) for cap '\(status.cap.name)' was not given: \(why)"
             let cap = CapJSON(status)
@@ -629,22 +642,32 @@ struct SocketAPI: Sendable {
         var ledgerError: String?
         do { try await writer.store.ping() } catch { ledgerError = "\(error)" }
         let ledgerLatency = ContinuousClock.now - ledgerStart
+        var components: [String: HealthAnswer.Component] = [
+            "engine": .init(ok: true, latency_us: engineLatency.microseconds),
+            "ledger": .init(ok: ledgerError == nil, latency_us: ledgerLatency.microseconds, error: ledgerError),
+        ]
+        var listening: String?
+        switch loopback.status {
+        case .starting: components["loopback"] = .init(ok: true, latency_us: 0)
+        case .listening(let address):
+            listening = address
+            components["loopback"] = .init(ok: true, latency_us: 0)
+        case .failed(let reason): components["loopback"] = .init(ok: false, latency_us: 0, error: reason)
+        }
         return .json(
             HealthAnswer(
-                status: ledgerError == nil ? "ok" : "degraded", version: DaemonState.version, pid: getpid(),
+                status: components.values.allSatisfy(\.ok) ? "ok" : "degraded", version: DaemonState.version,
+                pid: getpid(),
                 uid: getuid(),
                 started_at_ms: state.startedAtMS, fail_mode: state.failMode, socket: state.socketPath,
                 socket_activated: state.socketActivated, caps: capCount,
-                components: [
-                    "engine": .init(ok: true, latency_us: engineLatency.microseconds),
-                    "ledger": .init(ok: ledgerError == nil, latency_us: ledgerLatency.microseconds, error: ledgerError),
-                ],
+                components: components,
                 config_error: state.configError?.description,
                 kill_switches: engine.kills.map(KillScopeJSON.init).sorted {
                     $0.kind + ($0.value ?? "") < $1.kind + ($1.value ?? "")
                 },
                 event_subscribers: events.subscriberCount, events_dropped: events.droppedCount,
-                events_queued_bytes: events.maxQueuedBytesInUse))
+                events_queued_bytes: events.maxQueuedBytesInUse, loopback: listening))
     }
 
     func reload() async -> APIResponse {

@@ -30,10 +30,18 @@ public final class LedgerWriter: Service, @unchecked Sendable {
         var completion: (@Sendable (Result<AppendResult, SpendwallError>) -> Void)?
     }
 
-    public init(store: any LedgerStore, logger: Logger, maxBatch: Int = 1000) {
+    /// Called on the writer's thread after each committed batch, with each row's result and
+    /// how long the commit took (metrics).
+    public typealias CommitObserver =
+        @Sendable (_ events: [SpendEvent], _ results: [AppendResult], _ took: Swift.Duration)
+        -> Void
+    private let onCommit: CommitObserver?
+
+    public init(store: any LedgerStore, logger: Logger, maxBatch: Int = 1000, onCommit: CommitObserver? = nil) {
         self.store = store
         self.logger = logger
         self.maxBatch = maxBatch
+        self.onCommit = onCommit
     }
 
     /// Appends an event and returns once it is committed.
@@ -133,10 +141,14 @@ public final class LedgerWriter: Service, @unchecked Sendable {
 
     private func write(_ batch: [Pending]) {
         do {
-            let results = try store.append(batch.map(\.event))
+            let events = batch.map(\.event)
+            let start = ContinuousClock.now
+            let results = try store.append(events)
+            let took = ContinuousClock.now - start
             let now = SystemWallClock().nowMS()
             locked { lastWrite = now }
             for (item, result) in zip(batch, results) { item.completion?(.success(result)) }
+            onCommit?(events, results, took)
         } catch {
             logger.error("ledger write of \(batch.count) rows failed: \(error)")
             let failure = SpendwallError(.unavailable, "the ledger could not write: \(error)")

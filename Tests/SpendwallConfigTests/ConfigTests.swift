@@ -95,7 +95,7 @@ import Testing
         let config = SpendwallConfiguration(paths: paths)
         #expect(config.failMode == .open)
         #expect(config.defaultMaxTokens == 4096)
-        #expect(config.proxyListen == "127.0.0.1:8787")
+        #expect(config.proxyListen.description == "127.0.0.1:8787")
     }
 
     @Test func spendwallTomlApplies() throws {
@@ -156,5 +156,54 @@ import Testing
                 try config.apply(TOMLSource(file: name, text: text))
             }
         }
+    }
+}
+
+@Suite struct ListenAddressTests {
+    @Test(arguments: [
+        ("127.0.0.1:8787", "127.0.0.1", 8787), ("127.1.2.3:0", "127.1.2.3", 0), ("localhost:9000", "localhost", 9000),
+        ("[::1]:8787", "::1", 8787),
+    ])
+    func loopbackAddressesAreTaken(_ example: (String, String, Int)) throws {
+        let address = try ListenAddress.parse(example.0).get()
+        #expect(address.host == example.1)
+        #expect(address.port == example.2)
+        #expect(address.description == example.0)
+    }
+
+    @Test(arguments: [
+        ("0.0.0.0:8787", "not a loopback address"), ("192.168.1.4:8787", "not a loopback address"),
+        ("[::]:8787", "not a loopback address"), ("example.com:80", "not a loopback address"),
+        ("127.0.0.256:80", "not a loopback address"), ("127.0.0.01:80", "not a loopback address"),
+        ("127.0.0.1", "not host:port"), ("127.0.0.1:http", "no valid port"), ("127.0.0.1:70000", "no valid port"),
+        ("[::1]8787", "not host:port"),
+    ])
+    func everythingElseIsRefusedWithAReason(_ example: (String, String)) {
+        guard case .failure(let error) = ListenAddress.parse(example.0) else {
+            Issue.record("\(example.0) was accepted")
+            return
+        }
+        #expect(error.message.contains(example.1), "\(error.message)")
+    }
+
+    @Test func spendwallTomlAndTheEnvironmentAreChecked() throws {
+        let paths = SpendwallPaths(configDirectory: "/c", dataDirectory: "/d", socketPath: "/s/x.sock")
+        var config = SpendwallConfiguration(paths: paths)
+        #expect(throws: ConfigError.self) {
+            try config.apply(TOMLSource(file: "spendwall.toml", text: "[proxy]\n\nlisten = \"0.0.0.0:8787\"\n"))
+        }
+        do {
+            try config.apply(TOMLSource(file: "spendwall.toml", text: "[proxy]\n\nlisten = \"0.0.0.0:8787\"\n"))
+        } catch {
+            #expect(error.line == 3)
+            #expect(error.description.hasPrefix("spendwall.toml:3: listen: "))
+        }
+        try config.apply(TOMLSource(file: "spendwall.toml", text: "[proxy]\nlisten = \"127.0.0.1:9999\"\n"))
+        #expect(config.proxyListen.port == 9999)
+        #expect(throws: ConfigError.self) {
+            try SpendwallConfiguration.load(paths: paths, environment: ["SPENDWALL_PROXY_ADDR": "10.0.0.1:1"])
+        }
+        let fromEnv = try SpendwallConfiguration.load(paths: paths, environment: ["SPENDWALL_PROXY_ADDR": "[::1]:0"])
+        #expect(fromEnv.proxyListen == ListenAddress(host: "::1", port: 0))
     }
 }

@@ -44,6 +44,9 @@ import Testing
             var (task, id) = try await held(daemon)
             let listed = try await daemon.cli("approvals", "ls")
             #expect(listed.out.contains(id), "\(listed.out)")
+            let doctor = try await daemon.cli("doctor")
+            #expect(doctor.out.contains("- pending approvals: 1 "), "\(doctor.out)")
+            #expect(doctor.out.contains(id), "\(doctor.out)")
             #expect(try await daemon.cli("approvals", "approve", id).status == 0)
             let approved = try await task.value
             #expect(approved["decision"] as? String == "allow")

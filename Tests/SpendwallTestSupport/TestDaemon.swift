@@ -17,6 +17,8 @@ public final class TestDaemon: @unchecked Sendable {
         env["SPENDWALL_CONFIG_DIR"] = configDirectory.path
         env["SPENDWALL_DATA_DIR"] = dataDirectory.path
         env["SPENDWALL_SOCKET"] = socketPath
+        // A free loopback port for each daemon: tests run side by side, and beside a real daemon.
+        env["SPENDWALL_PROXY_ADDR"] = "127.0.0.1:0"
         env.removeValue(forKey: "NOTIFY_SOCKET")
         env.removeValue(forKey: "LISTEN_FDS")
         env.removeValue(forKey: "LISTEN_PID")
@@ -76,6 +78,15 @@ public final class TestDaemon: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw TestFailure("the daemon did not answer /v1/health; log:\n\(self.log)")
+    }
+
+    /// The loopback listener's `host:port` (the daemon picks a free port; health says which).
+    public func loopbackAddress() async throws -> String {
+        let health = try await client.getJSON("/v1/health").json
+        guard let address = health["loopback"] as? String else {
+            throw TestFailure("the loopback listener is not listening: \(health)")
+        }
+        return address
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
