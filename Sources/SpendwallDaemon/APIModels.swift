@@ -15,6 +15,8 @@ struct ErrorJSON: Encodable {
     var cap: CapJSON?
     var file: String?
     var line: Int?
+    /// Set when a call is refused because it must fail closed (the ledger cannot write).
+    var fail_closed: Bool?
 }
 
 struct CapJSON: Encodable {
@@ -437,6 +439,7 @@ extension ErrorJSON: JSONWritable {
             }
             w.member("file", file)
             w.member("line", line)
+            w.member("fail_closed", fail_closed)
         }
     }
 }

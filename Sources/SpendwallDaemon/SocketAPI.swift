@@ -87,12 +87,27 @@ struct SocketAPI: Sendable {
         guard let path = SpendPath(rawValue: body.path ?? "sdk") else {
             return .now(.badRequest("path must be \"sdk\", \"proxy\" or \"session\", not \"\(body.path ?? "")\""))
         }
+        if let refusal = failClosedRefusal(strict: strict) { return .now(refusal) }
         let call = CallAttributes(
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
             session: body.session.nonEmpty, tags: redactor.redact(body.tags ?? [:]))
         let held = HeldCheck(
             call: call, estimate: estimator.estimate(body.request), peer: peer, path: path, strict: strict)
         return decide(held, approved: [])
+    }
+
+    /// While the ledger cannot write, a call that must fail closed (`policy.fail_mode =
+    /// "closed"`, or the caller's strict mode) is refused: its spend could not be recorded.
+    /// The body says `fail_closed`, so an SDK raises instead of failing open.
+    func failClosedRefusal(strict: Bool) -> APIResponse? {
+        guard strict || state.configuration.failMode == .closed, let failing = writer.failing else { return nil }
+        let why = strict ? "the call asked for strict mode" : "policy.fail_mode is \"closed\""
+        let body = ErrorBody(
+            error: ErrorJSON(
+                code: SpendwallError.Code.unavailable.rawValue,
+                message: "the ledger cannot record spend right now (\(failing)); refused because \(why)",
+                fail_closed: true))
+        return .json(body, status: .serviceUnavailable)
     }
 
     /// A check's attributes, kept while it waits for an approval.
@@ -263,7 +278,7 @@ struct SocketAPI: Sendable {
             switch prepare(item, peer: peer) {
             case .settled(let event):
                 do {
-                    _ = try await writer.append(event)
+                    _ = try await writer.append(event, keepOnFailure: true)
                     events.publish("SpendObserved", Self.eventJSON(event), timeMS: event.timeMS)
                     results[index] = BatchResult(id: item.id, result: "recorded", cost_nanousd: event.costNanoUSD)
                 } catch {
@@ -641,6 +656,7 @@ struct SocketAPI: Sendable {
         let ledgerStart = ContinuousClock.now
         var ledgerError: String?
         do { try await writer.store.ping() } catch { ledgerError = "\(error)" }
+        if ledgerError == nil, let failing = writer.failing { ledgerError = "writes are failing: \(failing)" }
         let ledgerLatency = ContinuousClock.now - ledgerStart
         var components: [String: HealthAnswer.Component] = [
             "engine": .init(ok: true, latency_us: engineLatency.microseconds),

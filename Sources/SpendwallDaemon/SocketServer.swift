@@ -223,7 +223,7 @@ final class APIChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .now(let response):
             send(response)
         case .committed(let event, let answer):
-            api.writer.append(event) { result in send(answer(result)) }
+            api.writer.append(event, keepOnFailure: true) { result in send(answer(result)) }
         case .later(let run):
             server.schedule(run, complete: send)
         case .subscribe(let kinds):

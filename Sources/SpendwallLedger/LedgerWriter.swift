@@ -24,10 +24,16 @@ public final class LedgerWriter: Service, @unchecked Sendable {
     private var finished = false
     private var finishedWaiters: [CheckedContinuation<Void, Never>] = []
     private var lastWrite: Int64?
+    private var failure: String?
+    /// Rows kept for a retry while the ledger cannot write (see ``append(_:keepOnFailure:)``);
+    /// past this many, more are dropped, loudly.
+    private let maxRetained = 100_000
 
     private struct Pending {
         var event: SpendEvent
         var completion: (@Sendable (Result<AppendResult, SpendwallError>) -> Void)?
+        /// Write it later if this commit fails (the caller is still told it failed).
+        var keep: Bool
     }
 
     /// Called on the writer's thread after each committed batch, with each row's result and
@@ -45,25 +51,32 @@ public final class LedgerWriter: Service, @unchecked Sendable {
     }
 
     /// Appends an event and returns once it is committed.
-    public func append(_ event: SpendEvent) async throws -> AppendResult {
+    ///
+    /// With `keepOnFailure`, a row whose commit fails is still written once the ledger works
+    /// again: for rows whose spend the policy engine has already counted (a settled report),
+    /// which would otherwise be in the windows and not in the ledger. A caller that retries
+    /// then finds it recorded (idempotent by request id).
+    public func append(_ event: SpendEvent, keepOnFailure: Bool = false) async throws -> AppendResult {
         try await withCheckedThrowingContinuation { continuation in
-            append(event) { continuation.resume(with: $0) }
+            append(event, keepOnFailure: keepOnFailure) { continuation.resume(with: $0) }
         }
     }
 
     /// Appends an event and calls `completion` once it is committed (on the writer's thread),
-    /// or at once with the reason it cannot be.
+    /// or with the reason it cannot be.
     public func append(
-        _ event: SpendEvent, completion: @escaping @Sendable (Result<AppendResult, SpendwallError>) -> Void
+        _ event: SpendEvent, keepOnFailure: Bool = false,
+        completion: @escaping @Sendable (Result<AppendResult, SpendwallError>) -> Void
     ) {
-        if let error = enqueue(Pending(event: event, completion: completion)) {
+        if let error = enqueue(Pending(event: event, completion: completion, keep: keepOnFailure)) {
             completion(.failure(error))
         }
     }
 
-    /// Queues an event without waiting for its commit (blocked and unreported rows).
+    /// Queues an event without waiting for its commit (blocked, killed and unreported rows);
+    /// kept and retried while the ledger cannot write.
     public func submit(_ event: SpendEvent) {
-        if enqueue(Pending(event: event, completion: nil)) != nil {
+        if enqueue(Pending(event: event, completion: nil, keep: true)) != nil {
             logger.error("ledger closed; dropped \(event.outcome.rawValue) row \(event.requestID)")
         }
     }
@@ -73,6 +86,9 @@ public final class LedgerWriter: Service, @unchecked Sendable {
 
     /// When the last batch was committed (Unix ms), if any.
     public var lastWriteMS: Int64? { locked { lastWrite } }
+
+    /// Why the last batch failed, while no batch has succeeded since (nil when writing works).
+    public var failing: String? { locked { failure } }
 
     private func enqueue(_ item: Pending) -> SpendwallError? {
         condition.lock()
@@ -146,14 +162,39 @@ public final class LedgerWriter: Service, @unchecked Sendable {
             let results = try store.append(events)
             let took = ContinuousClock.now - start
             let now = SystemWallClock().nowMS()
-            locked { lastWrite = now }
+            let recovered = locked {
+                lastWrite = now
+                defer { failure = nil }
+                return failure != nil
+            }
+            if recovered { logger.notice("the ledger is writing again") }
             for (item, result) in zip(batch, results) { item.completion?(.success(result)) }
             onCommit?(events, results, took)
         } catch {
             logger.error("ledger write of \(batch.count) rows failed: \(error)")
-            let failure = SpendwallError(.unavailable, "the ledger could not write: \(error)")
-            for item in batch { item.completion?(.failure(failure)) }
+            let reason = "\(error)"
+            let error = SpendwallError(.unavailable, "the ledger could not write: \(reason)")
+            // A caller that waits is told (an SDK spools its report); rows already counted by
+            // the policy engine are kept and written once the ledger works again.
+            for item in batch { item.completion?(.failure(error)) }
+            let retained = batch.filter(\.keep).map { Pending(event: $0.event, completion: nil, keep: true) }
+            let dropped = locked { () -> Int in
+                failure = reason
+                guard !closed else { return retained.count }
+                let room = max(0, maxRetained - pending.count)
+                pending.insert(contentsOf: retained.suffix(room), at: 0)
+                return retained.count - min(room, retained.count)
+            }
+            if dropped > 0 { logger.critical("dropped \(dropped) ledger rows that could not be written: \(reason)") }
+            backOff()
         }
+    }
+
+    /// Waits a little before the next try while the ledger fails (wakes early on close).
+    private func backOff() {
+        condition.lock()
+        defer { condition.unlock() }
+        if !closed { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.5)) }
     }
 
     private func locked<T>(_ body: () -> T) -> T {

@@ -22,7 +22,7 @@ import Testing
 
     static let error = ErrorJSON(
         code: "cap_exceeded", message: "cap 'daily' (1d) would be exceeded:\n\tspent $0.90", cap: cap,
-        file: "caps.toml", line: 9)
+        file: "caps.toml", line: 9, fail_closed: true)
 
     static let check = CheckAnswer(
         decision: "block", reservation_id: "r_1", reserved_nanousd: 5_002_500, priced: false,
