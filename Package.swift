@@ -44,6 +44,8 @@ let package = Package(
             name: "SpendwallConfig",
             dependencies: ["SpendwallCore", "SpendwallPricing", "TOMLKit"]
         ),
+        // The proxy's pure parts: routes, attribution headers, SSE and usage readers (no I/O).
+        .target(name: "SpendwallProxy", dependencies: ["SpendwallCore"]),
         // Who is calling: SO_PEERCRED, /proc and labels.toml.
         .target(name: "SpendwallPeer", dependencies: ["SpendwallCore"]),
         // libsystemd: sd_notify and sd_listen_fds.
@@ -114,6 +116,9 @@ let package = Package(
         ),
         .testTarget(name: "SpendwallConfigTests", dependencies: ["SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
+        .testTarget(
+            name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],
+            resources: [.copy("Streams")]),
         .testTarget(
             name: "SpendwallDaemonTests", dependencies: ["SpendwallDaemon", "SpendwallPolicy", "SpendwallCore"]),
         .testTarget(
