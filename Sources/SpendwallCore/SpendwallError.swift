@@ -20,6 +20,8 @@ public struct SpendwallError: Error, Sendable, CustomStringConvertible {
         public static let approvalDenied = Code("approval_denied")
         public static let unavailable = Code("unavailable")
         public static let daemonUnreachable = Code("daemon_unreachable")
+        /// The proxy could not reach the provider (502).
+        public static let upstreamUnavailable = Code("upstream_unavailable")
         public static let config = Code("config_error")
         public static let internalError = Code("internal")
     }

@@ -216,6 +216,8 @@ struct EventJSON: Encodable {
     var outcome: String
     var duration_ms: Int64?
     var reservation_id: String?
+    /// Present (true) when some of the usage is an estimate.
+    var estimated: Bool?
 }
 
 struct LedgerAnswer: Encodable {

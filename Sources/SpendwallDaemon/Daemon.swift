@@ -51,21 +51,8 @@ public enum Daemon {
             configuration: configuration, socketActivated: activated != nil, engine: engine, store: store,
             builtinPrices: builtin, labels: labels, events: events, logger: logger)
         let writer = LedgerWriter(store: store, logger: logger, onCommit: metrics.committed)
-        let loopback = LoopbackServer(address: configuration.proxyListen, logger: logger) { head in
-            switch (head.method, head.uri.split(separator: "?", maxSplits: 1).first ?? "") {
-            case (.GET, "/metrics"), (.HEAD, "/metrics"):
-                return LoopbackResponse(
-                    status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                    body: metrics.render(
-                        reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount))
-            case (_, "/metrics"):
-                return .error(SpendwallError(.methodNotAllowed, "/metrics takes GET"), status: .methodNotAllowed)
-            default:
-                return .error(
-                    SpendwallError(.notFound, "no endpoint \(head.method) \(head.uri) on the loopback listener"),
-                    status: .notFound)
-            }
-        }
+        let loopbackStatus = ListenerStatus()
+        let inFlight = InFlightCalls()
         let api = SocketAPI(
             engine: engine, writer: writer, events: events, approvals: ApprovalDesk(),
             approvalTimeout: .milliseconds(configuration.approvalTimeoutMS),
@@ -73,7 +60,18 @@ public enum Daemon {
                 keys: configuration.redactTags, valuePattern: configuration.redactValuePattern,
                 keyFile: paths.dataDirectory + "/redact.key"),
             estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
-            state: state, metrics: metrics, loopback: loopback, clock: SystemWallClock(), logger: logger)
+            state: state, metrics: metrics, loopback: loopbackStatus, inFlight: inFlight, clock: SystemWallClock(),
+            logger: logger)
+        let loopback = LoopbackServer(
+            address: configuration.proxyListen, status: loopbackStatus,
+            forwarder: ProxyForwarder(
+                api: api, state: state, client: ProxyForwarder.makeClient(),
+                openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
+                logger: logger),
+            maxBodyBytes: configuration.maxBodyBytes, logger: logger
+        ) {
+            metrics.render(reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount)
+        }
         let server = SocketServer(
             socketPath: paths.socketPath, activatedFD: activated, api: api, state: state,
             maxBodyBytes: configuration.maxBodyBytes, logger: logger

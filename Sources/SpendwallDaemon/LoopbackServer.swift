@@ -5,68 +5,215 @@ import NIOPosix
 import ServiceLifecycle
 import SpendwallConfig
 import SpendwallCore
+import SpendwallProxy
 import Synchronization
 
-/// The loopback HTTP listener (`[proxy] listen`, default 127.0.0.1:8787). It serves the
-/// Prometheus text at `/metrics` today; the proxy and the panel are routes it will gain.
-///
-/// It binds loopback addresses only (``ListenAddress`` refuses anything else). If the address
-/// cannot be bound — another program holds the port — the daemon keeps serving its socket API,
-/// so SDK calls stay guarded, and says so loudly: an error in the log, `degraded` in
-/// `/v1/health`, and a failing `spendwall doctor`.
-final class LoopbackServer: Service, Sendable {
-    enum Status: Sendable, Equatable {
+/// Where the loopback listener stands, for `/v1/health` and `doctor`.
+final class ListenerStatus: Sendable {
+    enum State: Sendable, Equatable {
         case starting
         case listening(String)
         case failed(String)
     }
 
-    private let address: ListenAddress
-    private let routes: @Sendable (HTTPRequestHead) -> LoopbackResponse
-    private let logger: Logger
-    private let current = Mutex(Status.starting)
+    private let current = Mutex(State.starting)
+    var state: State {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
+}
 
-    init(address: ListenAddress, logger: Logger, routes: @escaping @Sendable (HTTPRequestHead) -> LoopbackResponse) {
-        self.address = address
-        self.logger = logger
-        self.routes = routes
+/// The loopback HTTP listener (`[proxy] listen`, default 127.0.0.1:8787): the proxy that
+/// forwards OpenAI and Anthropic calls (``ProxyForwarder``) and the Prometheus text at
+/// `/metrics`.
+///
+/// It binds loopback addresses only (``ListenAddress`` refuses anything else). If the address
+/// cannot be bound — another program holds the port — the daemon keeps serving its socket API,
+/// so SDK calls stay guarded, and says so loudly: an error in the log, `degraded` in
+/// `/v1/health`, and a failing `spendwall doctor`.
+///
+/// Each connection is served by a task of its own (HTTP/1.1 keep-alive, one request at a
+/// time). On SIGTERM it stops accepting, lets the requests in progress finish, and closes idle
+/// connections.
+final class LoopbackServer: Service, Sendable {
+    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+    private let address: ListenAddress
+    private let status: ListenerStatus
+    private let forwarder: ProxyForwarder
+    private let metrics: @Sendable () -> [UInt8]
+    private let maxBodyBytes: Int
+    private let logger: Logger
+    private let connections = Mutex(OpenConnections())
+
+    private struct OpenConnections {
+        var idle: [ObjectIdentifier: any Channel] = [:]
+        var draining = false
     }
 
-    var status: Status { current.withLock { $0 } }
+    init(
+        address: ListenAddress, status: ListenerStatus, forwarder: ProxyForwarder, maxBodyBytes: Int, logger: Logger,
+        metrics: @escaping @Sendable () -> [UInt8]
+    ) {
+        self.address = address
+        self.status = status
+        self.forwarder = forwarder
+        self.maxBodyBytes = maxBodyBytes
+        self.logger = logger
+        self.metrics = metrics
+    }
 
     func run() async throws {
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(LoopbackHandler(routes: self.routes))
-                }
-            }
-        let server: any Channel
+        let server: NIOAsyncChannel<Connection, Never>
         do {
-            server = try await bootstrap.bind(host: address.host, port: address.port).get()
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: address.host, port: address.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        return try Connection(wrappingChannelSynchronously: channel)
+                    }
+                }
         } catch {
             let reason = "cannot listen on \(address): \(error)"
-            current.withLock { $0 = .failed(reason) }
+            status.state = .failed(reason)
             logger.error(
-                "\(reason); /metrics is unavailable (set [proxy] listen in spendwall.toml or SPENDWALL_PROXY_ADDR to a free loopback port)"
+                "\(reason); the proxy and /metrics are unavailable (set [proxy] listen in spendwall.toml or SPENDWALL_PROXY_ADDR to a free loopback port)"
             )
             try? await gracefulShutdown()
+            await forwarder.shutdown()
             return
         }
-        let bound = server.localAddress.map { Self.describe($0, fallback: address) } ?? address.description
-        current.withLock { $0 = .listening(bound) }
-        logger.info("loopback listener on http://\(bound) (/metrics)")
-        try? await gracefulShutdown()
-        try? await server.close()
+        let bound = server.channel.localAddress.flatMap { socket in
+            socket.port.map { ListenAddress(host: socket.ipAddress ?? address.host, port: $0).description }
+        }
+        status.state = .listening(bound ?? address.description)
+        logger.info("loopback listener on http://\(bound ?? address.description) (proxy, /metrics)")
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                try? await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            let idle = self.connections.withLock { connections in
+                connections.draining = true
+                return Array(connections.idle.values)
+            }
+            server.channel.close(promise: nil)
+            for channel in idle { channel.close(promise: nil) }
+        }
+        await forwarder.shutdown()
+        logger.info("loopback listener stopped")
     }
 
-    static func describe(_ socket: SocketAddress, fallback: ListenAddress) -> String {
-        guard let port = socket.port else { return fallback.description }
-        return ListenAddress(host: socket.ipAddress ?? fallback.host, port: port).description
+    /// Serves one connection's requests in turn.
+    private func serve(_ connection: Connection) async {
+        let channel = connection.channel
+        let id = ObjectIdentifier(channel)
+        var peer: PeerIdentity?
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var head: HTTPRequestHead?
+                var body = ByteBuffer()
+                var tooLarge = false
+                guard markIdle(id, channel, true) else { return }
+                for try await part in inbound {
+                    switch part {
+                    case .head(let requestHead):
+                        markIdle(id, channel, false)
+                        head = requestHead
+                        body.clear()
+                        let length = requestHead.headers.first(name: "content-length").flatMap(Int.init) ?? 0
+                        tooLarge = length > maxBodyBytes
+                    case .body(var chunk):
+                        if body.readableBytes + chunk.readableBytes > maxBodyBytes { tooLarge = true }
+                        if !tooLarge { body.writeBuffer(&chunk) }
+                    case .end:
+                        guard let requestHead = head else { continue }
+                        head = nil
+                        let keepAlive = try await respond(
+                            to: requestHead, body: tooLarge ? nil : body, peer: &peer, channel: channel,
+                            outbound: outbound)
+                        guard keepAlive, markIdle(id, channel, true) else { return }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("loopback connection ended: \(error)")
+        }
+        markIdle(id, channel, false)
+    }
+
+    /// Records whether a connection waits between requests (closed at shutdown) or not; false
+    /// once draining, when it should close.
+    @discardableResult
+    private func markIdle(_ id: ObjectIdentifier, _ channel: any Channel, _ idle: Bool) -> Bool {
+        connections.withLock { connections in
+            if idle { connections.idle[id] = channel } else { connections.idle.removeValue(forKey: id) }
+            return !connections.draining
+        }
+    }
+
+    private func respond(
+        to head: HTTPRequestHead, body: ByteBuffer?, peer: inout PeerIdentity?, channel: any Channel,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    ) async throws -> Bool {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        if path == "/metrics" {
+            guard head.method == .GET || head.method == .HEAD else {
+                return try await Self.write(
+                    .error(SpendwallError(.methodNotAllowed, "/metrics takes GET"), status: .methodNotAllowed),
+                    head: head, to: outbound)
+            }
+            return try await Self.write(
+                LoopbackResponse(
+                    status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics()),
+                head: head, to: outbound)
+        }
+        guard let body else {
+            return try await Self.write(
+                .error(
+                    SpendwallError(
+                        .payloadTooLarge,
+                        "the request body is larger than the \(maxBodyBytes)-byte limit ([daemon] max_body_bytes)"),
+                    status: .payloadTooLarge),
+                head: head, to: outbound, keepAlive: false)
+        }
+        let route: ProxyRoute
+        switch ProxyRoute.resolve(
+            method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) })
+        {
+        case .success(let resolved): route = resolved
+        case .failure(let error):
+            return try await Self.write(
+                .error(SpendwallError(.notFound, error.message), status: .notFound), head: head, to: outbound)
+        }
+        if peer == nil { peer = forwarder.identify(channel) }
+        return try await forwarder.forward(
+            head, body: body, route: route, peer: peer ?? .unknown, channel: channel, outbound: outbound)
+    }
+
+    /// Writes a whole response; returns whether the connection stays open.
+    static func write(
+        _ response: LoopbackResponse, head: HTTPRequestHead,
+        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+        keepAlive: Bool = true
+    ) async throws -> Bool {
+        let open = keepAlive && head.isKeepAlive
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: response.contentType)
+        headers.add(name: "content-length", value: String(response.body.count))
+        headers.add(name: "connection", value: open ? "keep-alive" : "close")
+        try await outbound.write(
+            .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
+        if head.method != .HEAD { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body)))) }
+        try await outbound.write(.end(nil))
+        return open
     }
 }
 
@@ -80,43 +227,8 @@ struct LoopbackResponse: Sendable {
         LoopbackResponse(
             status: status, contentType: "application/json", body: APIResponse.error(error, status: status).body)
     }
-}
 
-/// Answers each request on the connection's event loop once it has been read whole.
-final class LoopbackHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let routes: @Sendable (HTTPRequestHead) -> LoopbackResponse
-    private var head: HTTPRequestHead?
-
-    init(routes: @escaping @Sendable (HTTPRequestHead) -> LoopbackResponse) {
-        self.routes = routes
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let requestHead): head = requestHead
-        case .body: break
-        case .end:
-            guard let requestHead = head else { return }
-            head = nil
-            let response = routes(requestHead)
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: response.contentType)
-            headers.add(name: "content-length", value: String(response.body.count))
-            headers.add(name: "connection", value: requestHead.isKeepAlive ? "keep-alive" : "close")
-            context.write(
-                wrapOutboundOut(
-                    .head(HTTPResponseHead(version: requestHead.version, status: response.status, headers: headers))),
-                promise: nil)
-            if requestHead.method != .HEAD {
-                context.write(
-                    wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
-                    promise: nil)
-            }
-            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if !requestHead.isKeepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
-        }
+    static func json(_ body: APIResponse) -> LoopbackResponse {
+        LoopbackResponse(status: body.status, contentType: "application/json", body: body.body)
     }
 }

@@ -21,7 +21,8 @@ struct SocketAPI: Sendable {
     let estimator: RequestEstimator
     let state: DaemonState
     let metrics: DaemonMetrics
-    let loopback: LoopbackServer
+    let loopback: ListenerStatus
+    let inFlight: InFlightCalls
     let clock: any WallClock
     let logger: Logger
 
@@ -120,40 +121,72 @@ struct SocketAPI: Sendable {
     }
 
     private func decide(_ held: HeldCheck, approved: Set<String>) -> APIReply {
+        switch decision(held, approved: approved) {
+        case .answer(let answer): return .now(.json(answer))
+        case .hold(let status, let reason):
+            return .later { await holdForApproval(held, approved: approved, status: status, reason: reason).response }
+        }
+    }
+
+    /// Decides a call for the proxy: as a check does, waiting out an approval if one is needed.
+    func gate(_ held: HeldCheck) async -> GateResult {
+        switch decision(held, approved: []) {
+        case .answer(let answer): return .answer(answer)
+        case .hold(let status, let reason):
+            return await holdForApproval(held, approved: [], status: status, reason: reason)
+        }
+    }
+
+    /// A decision, or an approval to wait for first.
+    enum Decision: Sendable {
+        case answer(CheckAnswer)
+        case hold(CapStatus, reason: String)
+    }
+
+    /// What a gated call gets: the check's answer, or an error (the daemon is stopping).
+    enum GateResult: Sendable {
+        case answer(CheckAnswer)
+        case failure(SpendwallError, HTTPResponseStatus)
+
+        var response: APIResponse {
+            switch self {
+            case .answer(let answer): return .json(answer)
+            case .failure(let error, let status): return .error(error, status: status)
+            }
+        }
+    }
+
+    private func decision(_ held: HeldCheck, approved: Set<String>) -> Decision {
         let (call, estimate, peer, path) = (held.call, held.estimate, held.peer, held.path)
         switch engine.check(call, estimate: estimate, peer: peer, path: path, strict: held.strict, approved: approved) {
         case .approvalRequired(let status, let reason):
-            return .later { await holdForApproval(held, approved: approved, status: status, reason: reason) }
+            return .hold(status, reason: reason)
         case .killed(let scope):
             metrics.decided("killed")
             record(refusal(call, peer: peer, path: path, outcome: .killed))
             let reason =
                 "the \(scope) kill switch is on; turn it off with `spendwall kill\(Self.killFlag(scope)) --off`"
-            return .now(
-                .json(
-                    CheckAnswer(
-                        decision: "killed", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
-                        reason: reason, error: ErrorJSON(code: SpendwallError.Code.killed.rawValue, message: reason))))
+            return .answer(
+                CheckAnswer(
+                    decision: "killed", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
+                    reason: reason, error: ErrorJSON(code: SpendwallError.Code.killed.rawValue, message: reason)))
         case .allow(let reservation):
             metrics.decided("allow")
             publish(reservation.warnings, call: call)
-            return .now(
-                .json(
-                    CheckAnswer(
-                        decision: "allow", reservation_id: reservation.id,
-                        reserved_nanousd: reservation.reservedNanoUSD,
-                        priced: reservation.priced, expires_at_ms: reservation.expiresAtMS)))
+            return .answer(
+                CheckAnswer(
+                    decision: "allow", reservation_id: reservation.id, reserved_nanousd: reservation.reservedNanoUSD,
+                    priced: reservation.priced, expires_at_ms: reservation.expiresAtMS))
         case .block(let status, let reason):
             metrics.decided("block")
             let cap = CapJSON(status)
             record(refusal(call, peer: peer, path: path, outcome: .blocked))
             events.publish("CapBlocked", CapBlockedEvent(call, cap: cap, reason: reason))
-            return .now(
-                .json(
-                    CheckAnswer(
-                        decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
-                        reason: reason, cap: cap, remaining_nanousd: status.remainingNanoUSD,
-                        error: ErrorJSON(code: SpendwallError.Code.capExceeded.rawValue, message: reason, cap: cap))))
+            return .answer(
+                CheckAnswer(
+                    decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
+                    reason: reason, cap: cap, remaining_nanousd: status.remainingNanoUSD,
+                    error: ErrorJSON(code: SpendwallError.Code.capExceeded.rawValue, message: reason, cap: cap)))
         }
     }
 
@@ -172,7 +205,7 @@ struct SocketAPI: Sendable {
         events.publish("SpendObserved", Self.eventJSON(row), timeMS: row.timeMS)
     }
 
-    private func publish(_ warnings: [CapWarning], call: CallAttributes) {
+    func publish(_ warnings: [CapWarning], call: CallAttributes) {
         for warning in warnings {
             events.publish("CapAlert", CapAlertEvent(call, warning: warning))
         }
@@ -199,13 +232,8 @@ struct SocketAPI: Sendable {
             return .later { await alreadySettled(body.reservation_id) }
         }
         let r = settlement.reservation
-        let event = SpendEvent(
-            requestID: r.id, timeMS: settlement.settledAtMS, path: r.path, provider: r.attributes.provider,
-            model: r.attributes.model, agent: r.attributes.agent, app: r.peer.app, peerPID: r.peer.pid,
-            peerUID: r.peer.uid, peerExe: r.peer.exe, peerScript: r.peer.script, session: r.attributes.session,
-            tags: r.attributes.tags, usage: usage, costNanoUSD: settlement.costNanoUSD,
-            reservedNanoUSD: r.reservedNanoUSD, priced: r.priced, status: body.status, outcome: outcome,
-            durationMS: body.duration_ms, reservationID: r.id)
+        let event = Self.row(
+            of: settlement, usage: usage, status: body.status, durationMS: body.duration_ms, outcome: outcome)
         publish(settlement.warnings, call: r.attributes)
         return .committed(event) { [events] result in
             switch result {
@@ -218,6 +246,21 @@ struct SocketAPI: Sendable {
                 return .error(error, status: .serviceUnavailable)
             }
         }
+    }
+
+    /// The ledger row of a settled reservation.
+    static func row(
+        of settlement: Settlement, usage: Usage, status: Int?, durationMS: Int64?, outcome: Outcome,
+        estimated: Bool = false
+    ) -> SpendEvent {
+        let r = settlement.reservation
+        return SpendEvent(
+            requestID: r.id, timeMS: settlement.settledAtMS, path: r.path, provider: r.attributes.provider,
+            model: r.attributes.model, agent: r.attributes.agent, app: r.peer.app, peerPID: r.peer.pid,
+            peerUID: r.peer.uid, peerExe: r.peer.exe, peerScript: r.peer.script, session: r.attributes.session,
+            tags: r.attributes.tags, usage: usage, costNanoUSD: settlement.costNanoUSD,
+            reservedNanoUSD: r.reservedNanoUSD, priced: r.priced, status: status, outcome: outcome,
+            durationMS: durationMS, reservationID: r.id, estimated: estimated)
     }
 
     /// A report for a reservation that is not live: a repeat of one already recorded, or unknown.
@@ -329,15 +372,9 @@ struct SocketAPI: Sendable {
         let usage = item.usage ?? Usage()
         if let reservationID = item.reservation_id.nonEmpty, let settlement = engine.settle(reservationID, usage: usage)
         {
-            let r = settlement.reservation
             return .settled(
-                SpendEvent(
-                    requestID: r.id, timeMS: settlement.settledAtMS, path: r.path, provider: r.attributes.provider,
-                    model: r.attributes.model, agent: r.attributes.agent, app: r.peer.app, peerPID: r.peer.pid,
-                    peerUID: r.peer.uid, peerExe: r.peer.exe, peerScript: r.peer.script, session: r.attributes.session,
-                    tags: r.attributes.tags, usage: usage, costNanoUSD: settlement.costNanoUSD,
-                    reservedNanoUSD: r.reservedNanoUSD, priced: r.priced, status: item.status, outcome: outcome,
-                    durationMS: item.duration_ms, reservationID: r.id))
+                Self.row(
+                    of: settlement, usage: usage, status: item.status, durationMS: item.duration_ms, outcome: outcome))
         }
         guard let providerName = item.provider, let provider = Provider(rawValue: providerName) else {
             return .rejected("a report without a live reservation needs provider \"openai\" or \"anthropic\"")
@@ -380,7 +417,7 @@ struct SocketAPI: Sendable {
     /// decided again with the cap passed; anything else answers `approval_denied`.
     private func holdForApproval(
         _ held: HeldCheck, approved: Set<String>, status: CapStatus, reason: String
-    ) async -> APIResponse {
+    ) async -> GateResult {
         let call = held.call
         let approval = ApprovalRecord(
             id: "ap_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16),
@@ -389,24 +426,23 @@ struct SocketAPI: Sendable {
             estimatedNanoUSD: held.estimate.worstCaseCost(engine.price(call.model).price), cap: status.cap.name,
             capKey: status.key, reason: reason)
         guard approvals.open(approval.id) else {
-            return .error(
-                SpendwallError(.unavailable, "the daemon is stopping; try again"), status: .serviceUnavailable)
+            return .failure(SpendwallError(.unavailable, "the daemon is stopping; try again"), .serviceUnavailable)
         }
         do {
             try await writer.store.insertApproval(approval)
         } catch {
             approvals.decide(approval.id, .expired("not recorded"))
-            return .error(Self.spendwallError(error), status: .serviceUnavailable)
+            return .failure(Self.spendwallError(error), .serviceUnavailable)
         }
         events.publish("ApprovalRequested", ApprovalJSON(approval), timeMS: approval.createdMS)
         let outcome = await approvals.wait(for: approval.id, timeout: approvalTimeout)
         switch outcome {
         case .approved:
-            switch decide(held, approved: approved.union([status.cap.name])) {
-            case .now(let response): return response
-            case .later(let run): return await run()
-            case .committed, .subscribe:
-                return .error(SpendwallError(.internalError, "unexpected reply"), status: .internalServerError)
+            let passed = approved.union([status.cap.name])
+            switch decision(held, approved: passed) {
+            case .answer(let answer): return .answer(answer)
+            case .hold(let next, let reason):
+                return await holdForApproval(held, approved: passed, status: next, reason: reason)
             }
         case .denied(let why), .expired(let why):
             if case .expired = outcome {
@@ -419,7 +455,7 @@ struct SocketAPI: Sendable {
             record(refusal(call, peer: held.peer, path: held.path, outcome: .blocked))
             let message = "approval \(approval.id) for cap '\(status.cap.name)' was not given: \(why)"
             let cap = CapJSON(status)
-            return .json(
+            return .answer(
                 CheckAnswer(
                     decision: "approval_denied", reservation_id: nil, reserved_nanousd: 0, priced: true,
                     expires_at_ms: nil, reason: message, cap: cap, remaining_nanousd: status.remainingNanoUSD,
@@ -494,6 +530,7 @@ struct SocketAPI: Sendable {
         let on = body.on ?? true
         // The switch takes effect before anything is written: the next check in scope is refused.
         let changed = engine.setKill(scope, on: on)
+        if on { inFlight.kill(scope) }
         let flip = KillFlip(
             timeMS: clock.nowMS(), scope: scope, on: on, peerPID: peer.pid, peerUID: peer.uid, peerExe: peer.exe)
         let answer = KillAnswer(scope: KillScopeJSON(scope), on: on, changed: changed, time_ms: flip.timeMS)
@@ -646,7 +683,8 @@ struct SocketAPI: Sendable {
             output_tokens: e.usage.outputTokens, cache_read_tokens: e.usage.cacheReadTokens,
             cache_write_tokens: e.usage.cacheWriteTokens, reasoning_tokens: e.usage.reasoningTokens,
             cost_nanousd: e.costNanoUSD, reserved_nanousd: e.reservedNanoUSD, priced: e.priced, status: e.status,
-            outcome: e.outcome.rawValue, duration_ms: e.durationMS, reservation_id: e.reservationID)
+            outcome: e.outcome.rawValue, duration_ms: e.durationMS, reservation_id: e.reservationID,
+            estimated: e.estimated ? true : nil)
     }
 
     func health() async -> APIResponse {
@@ -663,7 +701,7 @@ struct SocketAPI: Sendable {
             "ledger": .init(ok: ledgerError == nil, latency_us: ledgerLatency.microseconds, error: ledgerError),
         ]
         var listening: String?
-        switch loopback.status {
+        switch loopback.state {
         case .starting: components["loopback"] = .init(ok: true, latency_us: 0)
         case .listening(let address):
             listening = address

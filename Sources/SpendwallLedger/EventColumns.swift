@@ -8,7 +8,7 @@ enum EventColumns {
         "request_id", "time_ms", "path", "provider", "model", "agent", "app", "peer_pid", "peer_uid",
         "peer_exe", "peer_script", "session", "tags", "input_tokens", "output_tokens", "cache_read_tokens",
         "cache_write_tokens", "reasoning_tokens", "cost_nanousd", "reserved_nanousd", "priced", "status",
-        "outcome", "duration_ms", "reservation_id",
+        "outcome", "duration_ms", "reservation_id", "estimated",
     ]
     static let list = names.joined(separator: ", ")
     static let placeholders = Array(repeating: "?", count: names.count).joined(separator: ", ")
@@ -19,7 +19,7 @@ enum EventColumns {
             e.peerPID.map { Int64($0) }, e.peerUID.map { Int64($0) }, e.peerExe, e.peerScript, e.session,
             encodeTags(e.tags), e.usage.inputTokens, e.usage.outputTokens, e.usage.cacheReadTokens,
             e.usage.cacheWriteTokens, e.usage.reasoningTokens, e.costNanoUSD, e.reservedNanoUSD, e.priced,
-            e.status, e.outcome.rawValue, e.durationMS, e.reservationID,
+            e.status, e.outcome.rawValue, e.durationMS, e.reservationID, e.estimated,
         ]
     }
 
@@ -39,7 +39,8 @@ enum EventColumns {
                 reasoningTokens: row["reasoning_tokens"]),
             costNanoUSD: row["cost_nanousd"], reservedNanoUSD: row["reserved_nanousd"], priced: row["priced"],
             status: row["status"], outcome: Outcome(rawValue: row["outcome"] ?? "") ?? .error,
-            durationMS: row["duration_ms"], reservationID: row["reservation_id"])
+            durationMS: row["duration_ms"], reservationID: row["reservation_id"],
+            estimated: (row["estimated"] as Bool?) ?? false)
     }
 
     static func encodeTags(_ tags: [String: String]) -> String {

@@ -89,6 +89,10 @@ enum LedgerMigrations {
                     CREATE INDEX approvals_status ON approvals (status, created_ms);
                     """)
         }
+        migrator.registerMigration("4-estimated") { db in
+            // 1 when some of a row's usage was estimated (a stream that never reported it).
+            try db.execute(sql: "ALTER TABLE spend_events ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

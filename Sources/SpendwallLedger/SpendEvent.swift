@@ -26,6 +26,9 @@ public struct SpendEvent: Sendable, Hashable {
     public var outcome: Outcome
     public var durationMS: Int64?
     public var reservationID: String?
+    /// Some of the usage is an estimate: the provider did not report it (a stream without
+    /// usage, or one cut short).
+    public var estimated: Bool
 
     public init(
         requestID: String, timeMS: Int64, path: SpendPath, provider: Provider, model: String,
@@ -33,7 +36,7 @@ public struct SpendEvent: Sendable, Hashable {
         peerExe: String? = nil, peerScript: String? = nil, session: String? = nil,
         tags: [String: String] = [:], usage: Usage = Usage(), costNanoUSD: NanoUSD = 0,
         reservedNanoUSD: NanoUSD = 0, priced: Bool = true, status: Int? = nil, outcome: Outcome = .ok,
-        durationMS: Int64? = nil, reservationID: String? = nil
+        durationMS: Int64? = nil, reservationID: String? = nil, estimated: Bool = false
     ) {
         self.requestID = requestID
         self.timeMS = timeMS
@@ -56,6 +59,7 @@ public struct SpendEvent: Sendable, Hashable {
         self.outcome = outcome
         self.durationMS = durationMS
         self.reservationID = reservationID
+        self.estimated = estimated
     }
 
     /// The attributes caps match on.

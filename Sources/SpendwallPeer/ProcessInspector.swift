@@ -64,18 +64,37 @@ public struct ProcessInspector: Sendable {
         return (URL(fileURLWithPath: cwd).appendingPathComponent(script).standardizedFileURL.path)
     }
 
-    private func readLink(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink(path, &buffer, buffer.count - 1)
-        guard count > 0 else { return nil }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    private func readLink(_ path: String) -> String? { readSymbolicLink(path) }
 
     private func readCmdline(_ pid: Int32) -> [String]? {
-        guard let data = FileManager.default.contents(atPath: "\(procRoot)/\(pid)/cmdline"), !data.isEmpty else {
+        guard let data = readProcFile("\(procRoot)/\(pid)/cmdline"), !data.isEmpty else {
             return nil
         }
         return data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
             .filter { !$0.isEmpty }
+    }
+}
+
+/// The target of a symbolic link as the kernel gives it (`/proc/PID/exe`, `socket:[INODE]`).
+func readSymbolicLink(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink(path, &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// A whole /proc file. Their size reads as 0 and the kernel hands them out a page per read, so
+/// this reads until the end instead of trusting either.
+func readProcFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var contents: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return count == 0 ? contents : nil }
+        contents.append(contentsOf: buffer[0..<count])
     }
 }

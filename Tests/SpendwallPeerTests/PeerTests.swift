@@ -45,3 +45,35 @@ import Testing
         #expect(gone.exe == nil)
     }
 }
+
+@Suite struct LoopbackPeerTests {
+    /// A real loopback TCP connection inside this process: its client end is found, and the
+    /// owner is this process.
+    @Test func findsTheProcessAtTheClientEndOfALoopbackConnection() throws {
+        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(server); close(client) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(server, pointer, length) == 0 && listen(server, 1) == 0
+                    && getsockname(server, pointer, &length) == 0 && connect(client, pointer, length) == 0
+            }
+        }
+        try #require(bound)
+        var local = sockaddr_in()
+        var localLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(client, $0, &localLength) }
+        }
+        let serverPort = Int(UInt16(bigEndian: address.sin_port))
+        let clientPort = Int(UInt16(bigEndian: local.sin_port))
+        let owner = try #require(LoopbackPeer().owner(clientPort: clientPort, serverPort: serverPort))
+        #expect(owner.pid == getpid())
+        #expect(owner.uid == getuid())
+        #expect(LoopbackPeer().owner(clientPort: serverPort, serverPort: clientPort + 1) == nil)
+    }
+}

@@ -3,24 +3,14 @@ own parser) and its counters agree with what the socket API answered. The real d
 runs on a temporary socket and a free loopback port."""
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
+from conftest import Daemon
 from prometheus_client.parser import text_string_to_metric_families
-
-REPO = Path(__file__).resolve().parents[2]
 
 CAPS = """
 [[cap]]
@@ -32,64 +22,11 @@ action = "block"
 """
 
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=10)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self._path)
-
-
-class Daemon:
-    def __init__(self) -> None:
-        self.root = tempfile.mkdtemp(prefix="swm-")
-        os.makedirs(os.path.join(self.root, "config"))
-        with open(os.path.join(self.root, "config", "caps.toml"), "w") as f:
-            f.write(CAPS)
-        self.socket = os.path.join(self.root, "run", "s.sock")
-        env = dict(os.environ)
-        env.update(
-            SPENDWALL_CONFIG_DIR=os.path.join(self.root, "config"),
-            SPENDWALL_DATA_DIR=os.path.join(self.root, "data"),
-            SPENDWALL_SOCKET=self.socket,
-            SPENDWALL_PROXY_ADDR="127.0.0.1:0",
-        )
-        binary = os.environ.get("SPENDWALL_BIN") or str(REPO / ".build" / "debug" / "spendwall")
-        self.log = open(os.path.join(self.root, "daemon.log"), "w")
-        self.process = subprocess.Popen([binary, "daemon"], env=env, stdout=self.log, stderr=self.log)
-        for _ in range(200):
-            try:
-                if self.call("GET", "/v1/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the daemon did not start: " + open(self.log.name).read())
-
-    def call(self, method: str, path: str, body: Any = None) -> "tuple[int, Dict[str, Any]]":
-        conn = _Unix(self.socket)
-        try:
-            conn.request(method, path, body=None if body is None else json.dumps(body),
-                         headers={"content-type": "application/json"})
-            response = conn.getresponse()
-            return response.status, json.loads(response.read() or b"{}")
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
-        self.log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture
 def daemon() -> Iterator[Daemon]:
-    d = Daemon()
+    d = Daemon(files={"caps.toml": CAPS})
     yield d
-    d.stop()
+    d.cleanup()
 
 
 def scrape(address: str) -> Dict[str, Any]:

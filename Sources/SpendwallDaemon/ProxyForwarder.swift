@@ -1,0 +1,310 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SpendwallCore
+import SpendwallLedger
+import SpendwallPeer
+import SpendwallPolicy
+import SpendwallProxy
+import Synchronization
+
+/// Forwards a proxied call upstream and its answer back, unchanged, while the policy engine
+/// decides it first and the ledger records what it used.
+///
+/// Bytes pass as they are: request and response bodies and headers are not rewritten (only the
+/// hop-by-hop headers and Spendwall's own attribution headers are left out), and the answer
+/// streams chunk by chunk as it arrives. The usage is read on the side (``UsageReader``).
+/// Billed calls are checked before anything goes upstream: a refused one gets a 402 with the
+/// structured error body, and nothing is sent. A kill switch covering a call in flight, or a
+/// client that goes away, cancels the upstream request and cuts the answer; each call leaves
+/// exactly one ledger row with its outcome.
+struct ProxyForwarder: Sendable {
+    let api: SocketAPI
+    let state: DaemonState
+    let client: HTTPClient
+    let openAIUpstream: String
+    let anthropicUpstream: String
+    let logger: Logger
+
+    /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), and
+    /// Spendwall's own attribution headers: neither is forwarded.
+    static let notForwarded = Set([
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+    ]).union(HeaderAttribution.headerNames)
+
+    /// The upstream client: pooled keep-alive connections, nothing decompressed or rewritten.
+    static func makeClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(10), read: .seconds(600))
+        configuration.decompression = .disabled
+        configuration.redirectConfiguration = .disallow
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+    }
+
+    func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    /// The process at the other end of a loopback connection (once per connection).
+    func identify(_ channel: any Channel) -> PeerIdentity {
+        guard let clientPort = channel.remoteAddress?.port, let serverPort = channel.localAddress?.port,
+            let owner = LoopbackPeer().owner(clientPort: clientPort, serverPort: serverPort)
+        else { return .unknown }
+        return state.identify(PeerCredentials(pid: owner.pid, uid: owner.uid, gid: 0))
+    }
+
+    /// Handles one request; returns whether the connection stays open.
+    func forward(
+        _ head: HTTPRequestHead, body: ByteBuffer, route: ProxyRoute, peer: PeerIdentity, channel: any Channel,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    ) async throws -> Bool {
+        let headers = head.headers.map { ($0.name, $0.value) }
+        let upstream = route.endpoint.provider == .anthropic ? anthropicUpstream : openAIUpstream
+        var request = HTTPClientRequest(url: upstream + route.upstreamPath)
+        request.method = head.method
+        for (name, value) in headers where !Self.notForwarded.contains(name.lowercased()) {
+            request.headers.add(name: name, value: value)
+        }
+        if body.readableBytes > 0 || head.method == .POST { request.body = .bytes(body) }
+
+        guard route.endpoint.isBilled else {
+            let end = await relay(
+                request, head: head, outbound: outbound, record: FlightRecord(), endpoint: nil,
+                stop: StopSignal(channel))
+            return try await finishUnbilled(end, head: head, outbound: outbound)
+        }
+
+        let json = body.withUnsafeReadableBytes { try? JSONParser.parse($0) }
+        guard let json, let model = json["model"]?.stringValue, !model.isEmpty else {
+            return try await LoopbackServer.write(
+                .error(
+                    SpendwallError(
+                        .badRequest, "the proxy needs a JSON request body with a \"model\" to check the call's cost"),
+                    status: .badRequest),
+                head: head, to: outbound)
+        }
+        let attribution = HeaderAttribution(headers: headers)
+        let session = route.session ?? attribution.session
+        let call = CallAttributes(
+            provider: route.endpoint.provider, model: model, agent: route.agent ?? attribution.agent, app: peer.app,
+            session: session, tags: api.redactor.redact(attribution.tags))
+        if let refusal = api.failClosedRefusal(strict: false) {
+            return try await LoopbackServer.write(.json(refusal), head: head, to: outbound)
+        }
+        let estimate = api.estimator.estimate(json)
+        let held = SocketAPI.HeldCheck(
+            call: call, estimate: estimate, peer: peer, path: session == nil ? .proxy : .session, strict: false)
+        let answer: CheckAnswer
+        switch await api.gate(held) {
+        case .failure(let error, let status):
+            return try await LoopbackServer.write(.error(error, status: status), head: head, to: outbound)
+        case .answer(let decided): answer = decided
+        }
+        guard answer.decision == "allow", let reservationID = answer.reservation_id else {
+            // Blocked, killed or not approved: 402 with the same error body, nothing sent upstream.
+            let error = answer.error ?? ErrorJSON(code: "cap_exceeded", message: answer.reason ?? answer.decision)
+            return try await LoopbackServer.write(
+                .json(.json(ErrorBody(error: error), status: .paymentRequired)), head: head, to: outbound)
+        }
+
+        let started = ContinuousClock.now
+        let stop = StopSignal(channel)
+        let token = api.inFlight.register(call) { stop.fire(.killed) }
+        let reader = FlightRecord()
+        let end = await relay(
+            request, head: head, outbound: outbound, record: reader, endpoint: route.endpoint, stop: stop)
+        api.inFlight.remove(token)
+        let reading = reader.finish()
+        settle(
+            reservationID, end: end, reading: reading, estimatedInput: estimate.inputTokens,
+            durationMS: (ContinuousClock.now - started).microseconds / 1000)
+        switch end {
+        case .completed: return head.isKeepAlive
+        case .upstreamUnreachable(let error):
+            return try await LoopbackServer.write(
+                .error(
+                    SpendwallError(.upstreamUnavailable, "could not reach \(upstream): \(error)"), status: .badGateway),
+                head: head, to: outbound)
+        case .broken, .stopped:
+            channel.close(promise: nil)
+            return false
+        }
+    }
+
+    /// How a relayed call ended.
+    enum RelayEnd: Sendable {
+        /// The whole answer was forwarded.
+        case completed(status: Int)
+        /// Upstream could not be reached; nothing was sent to the client.
+        case upstreamUnreachable(String)
+        /// The answer began and then failed (upstream broke off, or the client could not be written).
+        case broken(status: Int)
+        /// A kill switch or the client's disconnect stopped it.
+        case stopped(StopSignal.Reason, status: Int?)
+    }
+
+    /// Sends the request upstream and streams the answer to the client until it ends or `stop`
+    /// fires, whichever comes first.
+    private func relay(
+        _ request: HTTPClientRequest, head: HTTPRequestHead,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+        record: FlightRecord, endpoint: ProxyEndpoint?, stop: StopSignal
+    ) async -> RelayEnd {
+        await withTaskGroup(of: RelayEnd?.self) { group in
+            group.addTask {
+                let response: HTTPClientResponse
+                do {
+                    response = try await client.execute(request, timeout: .hours(2))
+                } catch {
+                    return Task.isCancelled ? nil : .upstreamUnreachable("\(error)")
+                }
+                let code = Int(response.status.code)
+                record.status = code
+                if let endpoint {
+                    let contentType = response.headers.first(name: "content-type")
+                    record.start(UsageReader(endpoint: endpoint, contentType: contentType))
+                }
+                var headers = HTTPHeaders()
+                for (name, value) in response.headers
+                where !Self.notForwarded.contains(name.lowercased())
+                    || name.lowercased() == "content-length"
+                {
+                    headers.add(name: name, value: value)
+                }
+                do {
+                    try await outbound.write(
+                        .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
+                    for try await chunk in response.body {
+                        record.feed(chunk.readableBytesView)
+                        try await outbound.write(.body(.byteBuffer(chunk)))
+                    }
+                    try await outbound.write(.end(nil))
+                } catch {
+                    return Task.isCancelled ? nil : .broken(status: code)
+                }
+                return .completed(status: code)
+            }
+            group.addTask {
+                let reason = await stop.wait()
+                return Task.isCancelled ? nil : .stopped(reason, status: nil)
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            stop.fire(.finished)
+            switch first {
+            case .stopped(let reason, _): return .stopped(reason, status: record.status)
+            case let end?: return end
+            case nil: return .stopped(.finished, status: record.status)
+            }
+        }
+    }
+
+    private func finishUnbilled(
+        _ end: RelayEnd, head: HTTPRequestHead, outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    ) async throws -> Bool {
+        switch end {
+        case .completed: return head.isKeepAlive
+        case .upstreamUnreachable(let error):
+            return try await LoopbackServer.write(
+                .error(
+                    SpendwallError(.upstreamUnavailable, "could not reach the provider: \(error)"), status: .badGateway),
+                head: head, to: outbound)
+        case .broken, .stopped: return false
+        }
+    }
+
+    /// Settles the reservation to what the call used and writes its row.
+    private func settle(
+        _ reservationID: String, end: RelayEnd, reading: UsageReading?, estimatedInput: Int64, durationMS: Int64
+    ) {
+        let outcome: Outcome
+        var status: Int?
+        switch end {
+        case .completed(let code):
+            status = code
+            outcome = code < 400 ? .ok : .error
+        case .upstreamUnreachable: outcome = .error
+        case .broken(let code):
+            status = code
+            outcome = code < 400 ? .partial : .error
+        case .stopped(let reason, let code):
+            status = code
+            outcome = reason == .killed ? .killed : .disconnected
+        }
+        // An error answer costs nothing; a call that produced anything is charged what it
+        // reported, and what it did not report is estimated.
+        let produced = outcome != .error && reading != nil
+        let usage = produced ? reading!.charged(estimatedInput: estimatedInput) : (reading?.usage ?? Usage())
+        let estimated = produced && !reading!.isComplete
+        guard let settlement = api.engine.settle(reservationID, usage: usage) else {
+            logger.error("proxy: reservation \(reservationID) was already settled; its call is not recorded twice")
+            return
+        }
+        api.publish(settlement.warnings, call: settlement.reservation.attributes)
+        let row = SocketAPI.row(
+            of: settlement, usage: usage, status: status, durationMS: durationMS, outcome: outcome,
+            estimated: estimated)
+        api.writer.append(row, keepOnFailure: true) { [api, logger] result in
+            switch result {
+            case .success: api.events.publish("SpendObserved", SocketAPI.eventJSON(row), timeMS: row.timeMS)
+            case .failure(let error): logger.error("proxy: row \(row.requestID) not yet written: \(error)")
+            }
+        }
+    }
+}
+
+/// What is known of a call in flight — its upstream status, and the usage reader of a billed
+/// one — shared by the task that relays it and the one that settles it.
+final class FlightRecord: Sendable {
+    private let reader = Mutex<UsageReader?>(nil)
+    private let upstreamStatus = Mutex<Int?>(nil)
+
+    var status: Int? {
+        get { upstreamStatus.withLock { $0 } }
+        set { upstreamStatus.withLock { $0 = newValue } }
+    }
+
+    func start(_ fresh: UsageReader) { reader.withLock { $0 = fresh } }
+    func feed(_ bytes: some Collection<UInt8>) { reader.withLock { $0?.feed(bytes) } }
+    func finish() -> UsageReading? { reader.withLock { $0?.finish() } }
+}
+
+/// Fires once: a kill switch, the client going away, or the call finishing.
+final class StopSignal: Sendable {
+    enum Reason: Sendable, Equatable {
+        case killed, disconnected, finished
+    }
+
+    private let state = Mutex<(reason: Reason?, waiter: CheckedContinuation<Reason, Never>?)>((nil, nil))
+
+    /// Fires `.disconnected` when the client's connection closes.
+    init(_ channel: any Channel) {
+        channel.closeFuture.whenComplete { [weak self] _ in self?.fire(.disconnected) }
+    }
+
+    func fire(_ reason: Reason) {
+        let waiter = state.withLock { state -> CheckedContinuation<Reason, Never>? in
+            guard state.reason == nil else { return nil }
+            state.reason = reason
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: reason)
+    }
+
+    func wait() async -> Reason {
+        await withCheckedContinuation { continuation in
+            let fired = state.withLock { state -> Reason? in
+                if let reason = state.reason { return reason }
+                state.waiter = continuation
+                return nil
+            }
+            if let fired { continuation.resume(returning: fired) }
+        }
+    }
+}
