@@ -22,7 +22,7 @@ public struct SpendwallConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// The price for models the table does not know.
     public var fallbackPrice: ModelPrice
-    /// The loopback listener: `/metrics` now; the proxy and panel join it.
+    /// The loopback listener: the proxy and `/metrics`.
     public var proxyListen: ListenAddress
     public var openAIUpstream: String
     public var anthropicUpstream: String

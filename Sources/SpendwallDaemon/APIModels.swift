@@ -248,7 +248,7 @@ struct HealthAnswer: Encodable {
     var events_dropped: Int
     /// The most bytes of events queued for any one subscriber (bounded at 4 MiB).
     var events_queued_bytes: Int
-    /// Where the loopback listener (`/metrics`, later the proxy and panel) listens, once bound.
+    /// Where the loopback listener (the proxy and `/metrics`) listens, once bound.
     var loopback: String?
 }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CompressNIO
 import Foundation
 import Logging
 import NIOCore
@@ -8,6 +9,7 @@ import SpendwallCore
 import SpendwallLedger
 import SpendwallPeer
 import SpendwallPolicy
+import SpendwallPricing
 import SpendwallProxy
 import Synchronization
 
@@ -119,9 +121,8 @@ struct ProxyForwarder: Sendable {
         let end = await relay(
             request, head: head, outbound: outbound, record: reader, endpoint: route.endpoint, stop: stop)
         api.inFlight.remove(token)
-        let reading = reader.finish()
         settle(
-            reservationID, end: end, reading: reading, estimatedInput: estimate.inputTokens,
+            reservationID, end: end, read: reader.finish(), estimate: estimate,
             durationMS: (ContinuousClock.now - started).microseconds / 1000)
         switch end {
         case .completed: return head.isKeepAlive
@@ -167,7 +168,9 @@ struct ProxyForwarder: Sendable {
                 record.status = code
                 if let endpoint {
                     let contentType = response.headers.first(name: "content-type")
-                    record.start(UsageReader(endpoint: endpoint, contentType: contentType))
+                    record.start(
+                        UsageReader(endpoint: endpoint, contentType: contentType),
+                        contentEncoding: response.headers.first(name: "content-encoding"))
                 }
                 var headers = HTTPHeaders()
                 for (name, value) in response.headers
@@ -180,7 +183,7 @@ struct ProxyForwarder: Sendable {
                     try await outbound.write(
                         .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
                     for try await chunk in response.body {
-                        record.feed(chunk.readableBytesView)
+                        record.feed(chunk)
                         try await outbound.write(.body(.byteBuffer(chunk)))
                     }
                     try await outbound.write(.end(nil))
@@ -220,7 +223,8 @@ struct ProxyForwarder: Sendable {
 
     /// Settles the reservation to what the call used and writes its row.
     private func settle(
-        _ reservationID: String, end: RelayEnd, reading: UsageReading?, estimatedInput: Int64, durationMS: Int64
+        _ reservationID: String, end: RelayEnd, read: (reading: UsageReading, readable: Bool)?,
+        estimate: CallEstimate, durationMS: Int64
     ) {
         let outcome: Outcome
         var status: Int?
@@ -237,10 +241,24 @@ struct ProxyForwarder: Sendable {
             outcome = reason == .killed ? .killed : .disconnected
         }
         // An error answer costs nothing; a call that produced anything is charged what it
-        // reported, and what it did not report is estimated.
-        let produced = outcome != .error && reading != nil
-        let usage = produced ? reading!.charged(estimatedInput: estimatedInput) : (reading?.usage ?? Usage())
-        let estimated = produced && !reading!.isComplete
+        // reported, and what it did not report is estimated. An answer that could not be read
+        // at all is charged its worst case, as reserved.
+        var usage = Usage()
+        var estimated = false
+        if outcome != .error, let read {
+            estimated = !read.readable || !read.reading.isComplete
+            usage =
+                read.readable
+                ? read.reading.charged(estimatedInput: estimate.inputTokens)
+                : Usage(inputTokens: estimate.inputTokens, outputTokens: estimate.maxOutputTokens)
+            if !read.readable {
+                logger.warning(
+                    "proxy: reservation \(reservationID): the answer's encoding could not be read; charged the reserved worst case"
+                )
+            }
+        } else if let read {
+            usage = read.reading.usage
+        }
         guard let settlement = api.engine.settle(reservationID, usage: usage) else {
             logger.error("proxy: reservation \(reservationID) was already settled; its call is not recorded twice")
             return
@@ -260,8 +278,19 @@ struct ProxyForwarder: Sendable {
 
 /// What is known of a call in flight — its upstream status, and the usage reader of a billed
 /// one — shared by the task that relays it and the one that settles it.
+///
+/// A compressed answer (`Content-Encoding: gzip` or `deflate`, as providers send to clients
+/// that accept it) is forwarded as it is and inflated on the side for the reader. One that
+/// cannot be read (another encoding, or corrupt) is marked unreadable: its call is charged its
+/// reserved worst case rather than guessed low.
 final class FlightRecord: Sendable {
-    private let reader = Mutex<UsageReader?>(nil)
+    private struct Reading {
+        var reader: UsageReader
+        var inflater: Inflater?
+        var unreadable = false
+    }
+
+    private let reading = Mutex<Reading?>(nil)
     private let upstreamStatus = Mutex<Int?>(nil)
 
     var status: Int? {
@@ -269,9 +298,66 @@ final class FlightRecord: Sendable {
         set { upstreamStatus.withLock { $0 = newValue } }
     }
 
-    func start(_ fresh: UsageReader) { reader.withLock { $0 = fresh } }
-    func feed(_ bytes: some Collection<UInt8>) { reader.withLock { $0?.feed(bytes) } }
-    func finish() -> UsageReading? { reader.withLock { $0?.finish() } }
+    func start(_ reader: UsageReader, contentEncoding: String?) {
+        let encoding = contentEncoding?.lowercased().trimmingCharacters(in: .whitespaces) ?? "identity"
+        var fresh = Reading(reader: reader)
+        if encoding != "identity" && !encoding.isEmpty {
+            fresh.inflater = Inflater(encoding: encoding)
+            fresh.unreadable = fresh.inflater == nil
+        }
+        reading.withLock { $0 = fresh }
+    }
+
+    func feed(_ chunk: ByteBuffer) {
+        reading.withLock { state in
+            guard var current = state, !current.unreadable else { return }
+            defer { state = current }
+            guard var inflater = current.inflater else {
+                current.reader.feed(chunk.readableBytesView)
+                return
+            }
+            do {
+                try inflater.inflate(chunk) { current.reader.feed($0.readableBytesView) }
+                current.inflater = inflater
+            } catch {
+                current.unreadable = true
+            }
+        }
+    }
+
+    /// The usage read, or nil when the answer could not be read (or never began).
+    func finish() -> (reading: UsageReading, readable: Bool)? {
+        reading.withLock { state in
+            guard var current = state else { return nil }
+            defer { state = current }
+            return (current.reader.finish(), !current.unreadable)
+        }
+    }
+}
+
+/// Inflates a gzip or deflate (zlib) body as it streams. (Unchecked Sendable: zlib's stream
+/// state is used only under ``FlightRecord``'s lock.)
+struct Inflater: @unchecked Sendable {
+    private let decompressor: ZlibDecompressor
+    private var window = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+
+    /// Nil for an encoding zlib does not speak (br, zstd).
+    init?(encoding: String) {
+        let algorithm: ZlibAlgorithm
+        switch encoding {
+        case "gzip", "x-gzip": algorithm = .gzip
+        case "deflate": algorithm = .zlib
+        default: return nil
+        }
+        guard let decompressor = try? ZlibDecompressor(algorithm: algorithm) else { return nil }
+        self.decompressor = decompressor
+    }
+
+    mutating func inflate(_ chunk: ByteBuffer, into process: (ByteBuffer) -> Void) throws {
+        var input = chunk
+        try input.decompressStream(with: decompressor, window: &window) { process($0) }
+        window.clear()
+    }
 }
 
 /// Fires once: a kill switch, the client going away, or the call finishing.

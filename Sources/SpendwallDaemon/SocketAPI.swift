@@ -49,7 +49,13 @@ struct SocketAPI: Sendable {
         case (_, "/v1/check"), (_, "/v1/report"), (_, "/v1/reports"), (_, "/v1/estimate"), (_, "/v1/reload"):
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes POST"), status: .methodNotAllowed))
-        case (_, "/v1/policy/snapshot"), (_, "/v1/spend"), (_, "/v1/ledger"), (_, "/v1/health"):
+        case (_, "/v1/kill"):
+            return .now(
+                .error(SpendwallError(.methodNotAllowed, "/v1/kill takes GET or POST"), status: .methodNotAllowed))
+        case (_, let path) where path.hasPrefix("/v1/approvals/") && path.hasSuffix("/resolve"):
+            return .now(.error(SpendwallError(.methodNotAllowed, "\(path) takes POST"), status: .methodNotAllowed))
+        case (_, "/v1/policy/snapshot"), (_, "/v1/spend"), (_, "/v1/ledger"), (_, "/v1/health"), (_, "/v1/events"),
+            (_, "/v1/approvals"):
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed))
         default:
@@ -273,6 +279,12 @@ struct SocketAPI: Sendable {
             }
         } catch {
             return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+        if let failing = writer.failing {
+            // Its row may be among those kept for the ledger's recovery: not unknown, not yet written.
+            return .error(
+                SpendwallError(.unavailable, "the ledger cannot write right now (\(failing)); retry this report later"),
+                status: .serviceUnavailable)
         }
         return .error(
             SpendwallError(

@@ -44,6 +44,13 @@ final class SocketServer: Service, Sendable {
         (work, workQueue) = AsyncStream.makeStream()
     }
 
+    /// Silent connections are closed after this; it outlasts a check held for approval, whose
+    /// client reads nothing while it waits.
+    var idleTimeout: TimeAmount {
+        let approvalMS = api.approvalTimeout.components.seconds * 1000 + 60_000
+        return .milliseconds(max(300_000, approvalMS))
+    }
+
     /// True once shutdown has begun: answers then close their connection.
     var isDraining: Bool { connections.withLock { $0.draining } }
 
@@ -124,7 +131,7 @@ final class SocketServer: Service, Sendable {
                 let sync = channel.pipeline.syncOperations
                 try sync.configureHTTPServerPipeline(withErrorHandling: false)
                 try sync.addHandler(JSONProtocolErrorHandler())
-                try sync.addHandler(IdleStateHandler(readTimeout: .minutes(5)), name: "idle-timeout")
+                try sync.addHandler(IdleStateHandler(readTimeout: self.idleTimeout), name: "idle-timeout")
                 try sync.addHandler(IdleConnectionCloser(), name: "idle-closer")
                 try sync.addHandler(
                     APIChannelHandler(

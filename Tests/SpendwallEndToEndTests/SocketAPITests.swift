@@ -160,6 +160,13 @@ var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "me
             let wrongMethod = try await client.get("/v1/check")
             #expect(wrongMethod.status == 405)
             #expect(wrongMethod.error?.code == "method_not_allowed")
+            for request in ["PUT /v1/kill", "POST /v1/events", "POST /v1/approvals", "GET /v1/approvals/ap_1/resolve"] {
+                let socket = try RawSocket(path: daemon.socketPath)
+                #expect(socket.send("\(request) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+                let answer = try await offload { socket.readAll() }
+                #expect(answer.hasPrefix("HTTP/1.1 405"), "\(request): \(answer)")
+                #expect(answer.contains(#""code":"method_not_allowed""#), "\(request): \(answer)")
+            }
             #expect(try await client.get("/v1/health").status == 200)
         }
     }

@@ -16,15 +16,24 @@ Per-request control headers:
   x-fake-scenario: ok | error-400 | error-401 | error-429 | error-500 | broken-stream | slow-stream
   x-fake-delay-ms: delay between stream chunks for slow-stream (default 50); for any other
       scenario, a delay before the response is sent.
+  x-fake-gate: NAME  the request is recorded, then held (before any delay or answer) until
+      `POST /_fake/release?gate=NAME` (or a reset); held at most GATE_TIMEOUT_S, then answered.
+      Tests use it to hold calls in flight until a condition holds, instead of sleeping.
+  x-fake-encoding: gzip | deflate  JSON answers are sent compressed with that Content-Encoding
+      (as real providers do for clients that accept it); any other value labels the uncompressed
+      answer with that Content-Encoding (an encoding a reader cannot know). The record's
+      response_sha256 and response_body stay those of the uncompressed content.
 
 Introspection:
   GET  /_fake/requests  -> JSON list of every request received (method, path, headers, body,
                            sha256, response_status, response_sha256, response_body)
-  POST /_fake/reset     -> clears that list
+  POST /_fake/reset     -> clears that list and releases every gate
+  POST /_fake/release?gate=NAME -> releases the calls held at that gate, and later ones
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import signal
@@ -33,12 +42,15 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_TEXT = "Hello from the fake provider. It answers every request the same way."
 DEFAULT_USAGE = (11, 7, 0, 0, 0)
 DEFAULT_DELAY_MS = 50
+GATE_TIMEOUT_S = 60.0
 
 Usage = Tuple[int, int, int, int, int]
 
@@ -138,6 +150,7 @@ class _Exchange:
         self.scenario = (h.get("x-fake-scenario") or "ok").strip().lower()
         delay = h.get("x-fake-delay-ms")
         self.delay_ms = int(delay) if delay else (DEFAULT_DELAY_MS if self.scenario == "slow-stream" else 0)
+        self.gate = (h.get("x-fake-gate") or "").strip() or None
         self.model = (self.json or {}).get("model") or "fake-model"
         self.stream = bool((self.json or {}).get("stream"))
         so = (self.json or {}).get("stream_options") or {}
@@ -201,14 +214,22 @@ class Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, obj: Any, entry: Optional[Dict[str, Any]] = None,
                    extra: Optional[Dict[str, str]] = None) -> None:
         data = json.dumps(obj).encode()
+        content = data
+        encoding = (self.headers.get("x-fake-encoding") or "").strip().lower()
+        if encoding == "gzip":
+            data = gzip.compress(data)
+        elif encoding == "deflate":
+            data = zlib.compress(data)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
         if entry is not None:  # recorded first, so a client that has the body finds the record
-            self._finish(entry, status, data, True)
+            self._finish(entry, status, content, True)
         self.wfile.write(data)
         self.wfile.flush()
 
@@ -264,10 +285,21 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_fake/reset" and self.command == "POST":
             with self.server.lock:
                 self.server.requests.clear()
+                gates, self.server.gates = self.server.gates, {}
+            for gate in gates.values():
+                gate.set()
+            return self._send_json(200, {"ok": True})
+        if path == "/_fake/release" and self.command == "POST":
+            name = parse_qs(urlsplit(self.path).query).get("gate", [""])[0]
+            if not name:
+                return self._send_json(400, {"error": {"message": "POST /_fake/release?gate=NAME"}})
+            self.server.gate(name).set()
             return self._send_json(200, {"ok": True})
 
         entry = self._record(body)
         ex = _Exchange(self, body)
+        if ex.gate is not None:
+            self.server.gate(ex.gate).wait(GATE_TIMEOUT_S)
         routes = [
             ("POST", "/messages/count_tokens", self._anthropic_count_tokens, "anthropic"),
             ("POST", "/messages", self._anthropic_messages, "anthropic"),
@@ -489,6 +521,11 @@ class _Server(ThreadingHTTPServer):
         super().__init__(addr, Handler)
         self.lock = threading.Lock()
         self.requests: List[Dict[str, Any]] = []
+        self.gates: Dict[str, threading.Event] = {}
+
+    def gate(self, name: str) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(name, threading.Event())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -523,6 +560,12 @@ class FakeProvider:
     def reset(self) -> None:
         with self._server.lock:
             self._server.requests.clear()
+            gates, self._server.gates = self._server.gates, {}
+        for gate in gates.values():
+            gate.set()
+
+    def release(self, gate: str) -> None:
+        self._server.gate(gate).set()
 
     def __enter__(self) -> "FakeProvider":
         return self.start()

@@ -261,3 +261,36 @@ def test_anthropic_client_all_endpoints(fake: str) -> None:
         list(client.messages.create(model="m", max_tokens=1, messages=[], stream=True,
                                     extra_headers={"x-fake-scenario": "broken-stream"}))
     assert isinstance(info.value, anthropic.APIConnectionError) or "incomplete chunked read" in str(info.value)
+
+
+def test_gate_holds_recorded_requests_until_released(fake: str) -> None:
+    """x-fake-gate: the request is recorded at once and answered only after its gate opens."""
+    import threading
+
+    answers: List[int] = []
+
+    def call() -> None:
+        status, _, _ = _request(fake, "POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": []},
+                                {"x-fake-gate": "g1"})
+        answers.append(status)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10  # only a guard against hanging: normally a few ms
+    while len(_requests(fake)) < 3 and time.monotonic() < deadline:  # recorded while held
+        time.sleep(0.01)
+    assert len(_requests(fake)) == 3
+    assert answers == [] and all(e["response_status"] is None for e in _requests(fake))
+    # another gate and ungated requests are not held
+    assert _request(fake, "POST", "/_fake/release?gate=other")[0] == 200
+    assert _request(fake, "POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": []})[0] == 200
+    assert answers == []
+    assert _request(fake, "POST", "/_fake/release")[0] == 400
+    assert _request(fake, "POST", "/_fake/release?gate=g1")[0] == 200
+    for t in threads:
+        t.join(10)
+    assert answers == [200, 200, 200]
+    # an open gate lets later requests through; a reset closes (and releases) every gate
+    assert _request(fake, "POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": []},
+                    {"x-fake-gate": "g1"})[0] == 200

@@ -284,3 +284,36 @@ def test_metrics_and_unknown_paths_share_the_listener(daemon: Daemon) -> None:
         urllib.request.urlopen(f"http://{daemon.address}/v2/nothing", timeout=10)
     assert missing.value.code == 404
     assert json.loads(missing.value.read())["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_answers_pass_unchanged_and_are_read(daemon: Daemon, fake: Fake, encoding: str) -> None:
+    agent = f"zip-{encoding}"
+    raw = openai_client(daemon, agent).chat.completions.with_raw_response.create(
+        model="gpt-4o", max_tokens=500, messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-fake-usage": USAGE, "x-fake-encoding": encoding, "accept-encoding": encoding})
+    assert raw.http_response.headers["content-encoding"] == encoding  # forwarded as the provider sent it
+    assert hashlib.sha256(raw.http_response.read()).hexdigest() == last_exchange(fake)["response_sha256"]
+    [row] = rows_of(daemon, agent, 1)
+    assert usage_of(row) == expected("openai")
+    assert "estimated" not in row
+
+
+def test_an_answer_that_cannot_be_read_is_charged_its_worst_case(daemon: Daemon, fake: Fake) -> None:
+    # An encoding the proxy cannot inflate: it passes through, and the call is charged as reserved.
+    status, reserved = daemon.call("POST", "/v1/estimate", {
+        "provider": "openai", "model": "gpt-4o",
+        "request": {"model": "gpt-4o", "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]}})
+    assert status == 200
+    request = urllib.request.Request(
+        f"http://{daemon.address}/agent/unreadable/v1/chat/completions", method="POST",
+        data=json.dumps({"model": "gpt-4o", "max_tokens": 500,
+                         "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers={"content-type": "application/json", "x-fake-usage": USAGE, "x-fake-encoding": "x-unreadable"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["content-encoding"] == "x-unreadable"
+        response.read()
+    [row] = rows_of(daemon, "unreadable", 1)
+    assert row["estimated"] is True
+    assert row["output_tokens"] == 500
+    assert row["cost_nanousd"] == reserved["max_cost_nanousd"]
