@@ -65,7 +65,8 @@ const root = mkdtempSync(join(tmpdir(), 'swbench-ts-'));
 const socket = join(root, 'run', 'spendwall.sock');
 mkdirSync(join(root, 'config'), { recursive: true });
 writeFileSync(join(root, 'config', 'caps.toml'), CAPS);
-const env = { ...process.env, SPENDWALL_CONFIG_DIR: join(root, 'config'), SPENDWALL_DATA_DIR: join(root, 'data'), SPENDWALL_SOCKET: socket, SPENDWALL_LOG_LEVEL: 'warning' };
+// the loopback listener (proxy, /metrics) on a free port, so a running daemon never collides
+const env = { ...process.env, SPENDWALL_CONFIG_DIR: join(root, 'config'), SPENDWALL_DATA_DIR: join(root, 'data'), SPENDWALL_SOCKET: socket, SPENDWALL_PROXY_ADDR: '127.0.0.1:0', SPENDWALL_LOG_LEVEL: 'warning' };
 const bin = binary();
 const daemon = spawn(bin, ['daemon'], { env, stdio: 'ignore' });
 const fake = spawn('python3', [join(REPO, 'tests/fake_provider/server.py'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });

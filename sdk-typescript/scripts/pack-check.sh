@@ -91,20 +91,29 @@ const { spendwallFetch, flush, DaemonUnavailableError, createSpendwallOpenAI } =
   assert.equal(readFileSync(join(dataDir, 'spool', 'reports.jsonl'), 'utf8').trim().split('\n').length, 1);
   const strict = spendwallFetch({ socketPath: join(dataDir, 'none.sock'), dataDir, strict: true });
   await assert.rejects(strict(url, { method: 'POST', body: '{"model":"gpt-4o"}' }), DaemonUnavailableError);
-  const client = createSpendwallOpenAI({ clientOptions: { apiKey: 'k' } });
+  // the client's fetch is the wrapper: its call is spooled (no daemon) under the environment's data dir
+  const client = createSpendwallOpenAI({ agent: 'cjs-client', clientOptions: { apiKey: 'k' } });
   assert.equal((await (await client.fetch(url, { method: 'POST', body: '{"model":"gpt-4o"}' })).json()).id, 'x');
+  await flush();
+  const spooled = readFileSync(join(process.env.SPENDWALL_DATA_DIR, 'spool', 'reports.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(spooled.map((i) => [i.agent, i.usage.input_tokens]), [['cjs-client', 12]]);
   server.close();
   console.log('CommonJS require: ok');
 })().catch((e) => { console.error(e); process.exit(1); });
 JS
 
-TMPDIR="$work" node check.mjs
-TMPDIR="$work" node check.cjs
+# the scripts run in an environment of their own: a call made without explicit options (the
+# client helpers') must neither reach a real daemon, spool into the real home, nor follow the
+# real config's fail_mode (no daemon is started here)
+iso=(env -u XDG_RUNTIME_DIR -u XDG_DATA_HOME -u XDG_CONFIG_HOME -u SPENDWALL_STRICT TMPDIR="$work" HOME="$work/home"
+  SPENDWALL_DATA_DIR="$work/data" SPENDWALL_SOCKET="$work/no-daemon.sock" SPENDWALL_CONFIG_DIR="$work/config")
+"${iso[@]}" node check.mjs
+"${iso[@]}" node check.cjs
 
 # the shipped declarations, for TypeScript consumers without @types/node
 cat > consumer.ts <<'TS'
-import { spendwallFetch, BudgetExceededError, configure, withTags, type SpendwallOptions, type Usage, type Transport } from 'spendwall';
-const options: SpendwallOptions = { agent: 'a', tags: { k: 'v' }, strict: false, timeout: 5000 };
+import { spendwallFetch, BudgetExceededError, DaemonUnavailableError, configure, withTags, type SpendwallOptions, type Usage, type Transport, type UnavailableReason } from 'spendwall';
+const options: SpendwallOptions = { agent: 'a', tags: { k: 'v' }, strict: false, timeout: 5000, configDir: '/etc/spendwall' };
 const f: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> = spendwallFetch(options);
 configure({ strict: null });
 const u: Usage = { input_tokens: 1, output_tokens: 2, cache_read_tokens: 0, cache_write_tokens: 0, reasoning_tokens: 0 };
@@ -114,6 +123,10 @@ export async function run(): Promise<number | undefined> {
     await withTags({ pr: '1' }, () => f('https://api.openai.com/v1/chat/completions', { method: 'POST' }));
   } catch (e) {
     if (e instanceof BudgetExceededError) return e.remainingNanousd;
+    if (e instanceof DaemonUnavailableError) {
+      const why: UnavailableReason = e.reason;
+      return why === 'fail_closed' ? 0 : undefined;
+    }
   }
   return u.input_tokens + (t ? 0 : 1);
 }

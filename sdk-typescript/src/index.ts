@@ -16,11 +16,11 @@ export { configure } from './internal/config';
 export type { Attribution, SpendwallOptions } from './internal/config';
 export { withAttribution, withTags } from './internal/context';
 export { ApprovalDeniedError, BudgetExceededError, DaemonUnavailableError, KilledError, SpendwallError } from './internal/errors';
-export type { JsonObject } from './internal/errors';
+export type { JsonObject, UnavailableReason } from './internal/errors';
 export { estimate, flush, health, remaining, replaySpool, snapshot } from './internal/helpers';
 export type { Estimate } from './internal/helpers';
 export type { ReplayCounts } from './internal/runtime';
-export type { Transport, TransportResponse } from './internal/transport';
+export type { RequestOptions, Transport, TransportResponse } from './internal/transport';
 export type { Usage } from './internal/usage';
 export type { Outcome } from './internal/call';
 

@@ -14,6 +14,7 @@ import { Spool } from '../dist/cjs/internal/spool';
 import { UnixTransport } from '../dist/cjs/internal/transport';
 import { errorFromBody } from '../dist/cjs/internal/errors';
 import { endpointOf } from '../dist/cjs/internal/fetch';
+import { parseDuration, parsePolicy } from '../dist/cjs/internal/daemonconfig';
 import { decode, isolateEnv, readAll, sleep, spoolLines, tempDataDir } from './support/harness';
 
 isolateEnv();
@@ -216,6 +217,63 @@ test('daemon answers that are not a decision: 400 throws SpendwallError; 5xx and
   assert.equal(errorFromBody({ decision: 'killed' }).constructor, sw.KilledError);
 });
 
+test('a 503 that says fail_closed throws DaemonUnavailableError even in fail-open mode; a plain 503 still fails open', async () => {
+  let upstreamCalls = 0;
+  const up = async () => (upstreamCalls++, new Response('{}', { headers: { 'content-type': 'application/json' } }));
+  const refusal = { error: { code: 'unavailable', message: 'the ledger cannot record spend right now (busy); refused because policy.fail_mode is "closed"', fail_closed: true } };
+  const dataDir = tempDataDir();
+  const closed = new ScriptedTransport((p) => (p === '/v1/check' ? { status: 503, body: refusal } : { status: 200, body: {} }));
+  const err = await sw.spendwallFetch({ transport: closed, dataDir, fetch: up })('http://x/v1/chat/completions', { method: 'POST', body: '{"model":"m"}' }).then(() => undefined, (e) => e);
+  if (!(err instanceof sw.DaemonUnavailableError)) return assert.fail(`expected DaemonUnavailableError, got ${err}`);
+  assert.deepEqual([err.reason, err.code, err.status, err.message], ['fail_closed', 'unavailable', 503, refusal.error.message]);
+  assert.deepEqual(err.body, refusal);
+  assert.equal(upstreamCalls, 0);
+
+  const plain = new ScriptedTransport((p) => (p === '/v1/check' ? { status: 503, body: { error: { code: 'unavailable', message: 'busy' } } } : { status: 200, body: {} }));
+  assert.equal((await sw.spendwallFetch({ transport: plain, dataDir, fetch: up })('http://x/v1/chat/completions', { method: 'POST', body: '{"model":"m"}' })).status, 200);
+  assert.equal(upstreamCalls, 1);
+  await sw.flush();
+  assert.equal(spoolLines(dataDir).length, 1);
+  // an error built from a refusal body knows it too
+  assert.equal(new sw.DaemonUnavailableError('x', { body: refusal }).reason, 'fail_closed');
+  assert.equal(new sw.DaemonUnavailableError('x').reason, 'unreachable');
+});
+
+test("the daemon's spendwall.toml: [policy] fail_mode and approval_timeout, nothing else", () => {
+  assert.deepEqual(parsePolicy(''), { failMode: undefined, approvalTimeoutMs: undefined });
+  assert.deepEqual(parsePolicy('[policy]\nfail_mode = "closed"\napproval_timeout = "90s"\n'), { failMode: 'closed', approvalTimeoutMs: 90_000 });
+  assert.deepEqual(
+    parsePolicy(`# fail_mode = "closed"
+fail_mode = "closed"          # a root key, not [policy]'s
+[daemon]
+fail_mode = "closed"
+note = """
+[policy]
+fail_mode = "closed"
+"""
+[[cap]]
+policy.fail_mode = "closed"
+[ policy ]  # spaces and a comment
+fail_mode = 'open'            # literal string
+approval_timeout = "10m"
+default_max_tokens = 4096
+[policy.extra]
+fail_mode = "closed"
+[proxy]
+approval_timeout = "1s"
+`),
+    { failMode: 'open', approvalTimeoutMs: 600_000 },
+  );
+  assert.deepEqual(parsePolicy('policy.fail_mode = "closed"\npolicy."approval_timeout" = "2h"'), { failMode: 'closed', approvalTimeoutMs: 7_200_000 });
+  assert.deepEqual(parsePolicy('[policy]\r\n"fail_mode" = "closed"\r\n'), { failMode: 'closed', approvalTimeoutMs: undefined });
+  // malformed values are ignored (the daemon refuses such a file and keeps its last good one)
+  assert.deepEqual(parsePolicy('[policy]\nfail_mode = "CLOSED"\napproval_timeout = 300\n'), { failMode: undefined, approvalTimeoutMs: undefined });
+  assert.deepEqual(parsePolicy('[policy]\nfail_mode = "closed" trailing\napproval_timeout = "5 m"\n'), { failMode: undefined, approvalTimeoutMs: undefined });
+  for (const [text, ms] of [['1s', 1000], ['5m', 300_000], ['1h', 3_600_000], ['2d', 172_800_000], ['0s', undefined], ['1.5m', undefined], ['10ms', undefined], ['m', undefined], ['-1s', undefined]] as const) {
+    assert.equal(parseDuration(text), ms, text);
+  }
+});
+
 test('a report the daemon cannot take (5xx, unknown reservation, gone) is spooled with the reservation id', async () => {
   for (const answer of [{ status: 500, body: {} }, { status: 404, body: { error: { code: 'unknown_reservation', message: 'm' } } }, new sw.DaemonUnavailableError('gone')]) {
     const dataDir = tempDataDir();
@@ -349,13 +407,20 @@ test('spool: torn lines skipped, private permissions, replay keeps what the daem
 test("spool appends wait for another process's flock on spool.lock (the Python SDK's lock)", async () => {
   const dir = path.join(tempDataDir(), 'spool');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const holder = spawn('flock', ['-x', path.join(dir, 'spool.lock'), '-c', 'echo held; sleep 0.4'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // another process holds the lock until its stdin is closed
+  const holder = spawn('flock', ['-x', path.join(dir, 'spool.lock'), '-c', 'echo held; cat >/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
   await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
-  const t0 = Date.now();
   const s = new Spool(dir, 10_000);
-  assert.equal(await s.append({ id: 'x' }), true);
-  const waited = Date.now() - t0;
-  assert.ok(waited >= 250, `appended after ${waited} ms while the lock was held`);
+  let released = false;
+  const appended = s.append({ id: 'x' }).then((ok) => ({ ok, released }));
+  // give the append every chance to (wrongly) go ahead: our own lock child gets to start and try
+  await sleep(300);
+  assert.equal(fs.existsSync(s.path), false, 'the spool was written while another process held the lock');
+  released = true;
+  const gone = new Promise<void>((r) => holder.once('exit', () => r()));
+  holder.stdin!.end();
+  await gone;
+  assert.deepEqual(await appended, { ok: true, released: true });
   assert.deepEqual((await s.pending()).map((i) => i.id), ['x']);
 });
 

@@ -1,7 +1,9 @@
 /** The check -> forward -> report cycle of one call: its attribution, its reservation and, once, its report. */
 import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
 import type { Attribution } from './config';
-import { DaemonUnavailableError, errorFromBody, type JsonObject } from './errors';
+import { daemonPolicy } from './daemonconfig';
+import { DaemonUnavailableError, errorFromBody, type JsonObject, type UnavailableReason } from './errors';
 import type { Runtime } from './runtime';
 import { warn } from './runtime';
 import type { TransportResponse } from './transport';
@@ -9,6 +11,14 @@ import { estimateTokens, zeroUsage, type Usage } from './usage';
 
 export type Provider = 'openai' | 'anthropic';
 export type Outcome = 'ok' | 'error' | 'partial' | 'disconnected' | 'killed';
+
+/**
+ * The failures a call may fail open on: nothing reached the daemon, or it answered 5xx without
+ * saying the call must fail closed. A check the daemon took but never answered (a timeout, a
+ * connection closed after the request was sent) may be held for an approval, and a fail-closed
+ * refusal is the daemon's decision: both are thrown in every mode.
+ */
+const FAIL_OPEN: ReadonlySet<UnavailableReason> = new Set<UnavailableReason>(['unreachable', 'server_error']);
 
 export class Call {
   reservationId: string | undefined;
@@ -32,7 +42,7 @@ export class Call {
     readonly attribution: Attribution,
     strict: boolean,
   ) {
-    this.mode = attribution.mode ?? (strict ? 'strict' : 'default');
+    this.mode = strict || attribution.mode === 'strict' ? 'strict' : 'default'; // fail closed wins
   }
 
   get agent(): string | undefined {
@@ -66,27 +76,42 @@ export class Call {
 
   private onCheckAnswer({ status, body }: TransportResponse): void {
     if (status >= 500) {
-      const message = (body.error as JsonObject | undefined)?.message;
-      throw new DaemonUnavailableError(String(message ?? `daemon answered ${status}`), { status, body });
+      const error = body.error as JsonObject | undefined;
+      const reason = error?.fail_closed === true ? 'fail_closed' : 'server_error';
+      throw new DaemonUnavailableError(String(error?.message ?? `daemon answered ${status}`), { status, body, reason });
     }
     if (status !== 200 || body.decision !== 'allow') throw errorFromBody(body, status);
     this.reservationId = typeof body.reservation_id === 'string' ? body.reservation_id : undefined;
     if (typeof body.app === 'string') this.app = body.app;
   }
 
+  /** Why this call must fail closed when the daemon cannot be reached; undefined: it fails open. */
+  private failsClosed(): string | undefined {
+    if (this.mode === 'strict') return 'strict mode';
+    const configDir = this.rt.settings.configDir;
+    if (daemonPolicy(configDir).failMode === 'closed') return `policy.fail_mode is "closed" in ${path.join(configDir, 'spendwall.toml')}`;
+    return undefined;
+  }
+
   /**
    * Asks the daemon before anything goes upstream. Throws the mapped error when the call is not
-   * allowed; when the daemon cannot be reached, throws only in strict mode.
+   * allowed. When the daemon cannot be reached, throws only when the call fails closed (strict
+   * mode, SPENDWALL_STRICT=1 or the daemon's `fail_mode = "closed"`); a fail-closed refusal, or a
+   * check the daemon took and never answered (`timeout`, `connection_lost`), always throws.
    */
   async check(): Promise<void> {
     const t = this.rt.transport;
+    const options = this.rt.checkOptions;
     try {
-      const answer = t.requestText ? await t.requestText('POST', '/v1/check', this.checkJSON()) : await t.request('POST', '/v1/check', this.checkPayload());
+      const answer = t.requestText
+        ? await t.requestText('POST', '/v1/check', this.checkJSON(), options)
+        : await t.request('POST', '/v1/check', this.checkPayload(), options);
       this.onCheckAnswer(answer);
     } catch (e) {
-      if (e instanceof DaemonUnavailableError) {
-        if (this.mode === 'strict') throw e;
-        return; // fail-open: the call goes through and its report is spooled
+      if (e instanceof DaemonUnavailableError && FAIL_OPEN.has(e.reason)) {
+        const why = this.failsClosed();
+        if (why === undefined) return; // fail-open: the call goes through and its report is spooled
+        throw new DaemonUnavailableError(`${e.message} (failing closed: ${why})`, { code: e.code, status: e.status, body: e.body, cause: e, reason: e.reason });
       }
       throw e;
     }

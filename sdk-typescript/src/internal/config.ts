@@ -4,6 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { defaultConfigDir } from './daemonconfig';
 import type { Transport } from './transport';
 
 /** Self-declared attribution of a call; the daemon adds the program the kernel says made it. */
@@ -12,7 +13,7 @@ export interface Attribution {
   /** Merged key by key with the tags of weaker levels. */
   tags?: Record<string, string>;
   session?: string;
-  /** `'strict'` fails closed when the daemon cannot be reached. */
+  /** `'strict'` fails closed when the daemon cannot be reached (`'default'` never weakens a strict setting). */
   mode?: 'default' | 'strict';
 }
 
@@ -22,9 +23,22 @@ export interface SpendwallOptions {
   socketPath?: string;
   /** The spool lives in `<dataDir>/spool/`. Env `SPENDWALL_DATA_DIR`; default `$XDG_DATA_HOME/spendwall` (`~/.local/share/spendwall`). */
   dataDir?: string;
-  /** Fail closed: an unreachable daemon throws `DaemonUnavailableError` before anything goes upstream. Env `SPENDWALL_STRICT=1`. */
+  /**
+   * Fail closed: an unreachable daemon throws `DaemonUnavailableError` before anything goes
+   * upstream. Env `SPENDWALL_STRICT=1`; the daemon's `[policy] fail_mode = "closed"` does the same.
+   * Fail closed wins: `strict: false` does not turn off a strict setting made elsewhere.
+   */
   strict?: boolean;
-  /** Milliseconds to wait for a daemon answer (a check may wait on an approval). Default 30000. */
+  /**
+   * The daemon's config directory, where the SDK reads `spendwall.toml`'s `[policy] fail_mode`
+   * and `approval_timeout`. Env `SPENDWALL_CONFIG_DIR`; default `$XDG_CONFIG_HOME/spendwall`
+   * (`~/.config/spendwall`).
+   */
+  configDir?: string;
+  /**
+   * Milliseconds to wait for a daemon answer. Default 30000. A check waits at least the
+   * daemon's `approval_timeout` (default 5 minutes) plus 30 s, as it may be held for an approval.
+   */
   timeout?: number;
   /** Milliseconds to wait for a connection to the daemon. Default 1000. */
   connectTimeout?: number;
@@ -41,17 +55,18 @@ export interface SpendwallOptions {
 export interface Settings {
   socketPath: string;
   dataDir: string;
+  configDir: string;
   timeout: number;
   connectTimeout: number;
   spoolMaxBytes: number;
   transport: Transport | undefined;
-  /** undefined: read SPENDWALL_STRICT at each call. */
-  strict: boolean | undefined;
+  /** `strict: true` given explicitly or to `configure()`; SPENDWALL_STRICT is read at each call. */
+  strict: boolean;
 }
 
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
 const OPTION_KEYS = new Set([
-  'socketPath', 'dataDir', 'strict', 'timeout', 'connectTimeout', 'spoolMaxBytes', 'agent', 'tags', 'session', 'transport',
+  'socketPath', 'dataDir', 'configDir', 'strict', 'timeout', 'connectTimeout', 'spoolMaxBytes', 'agent', 'tags', 'session', 'transport',
 ]);
 
 export const DEFAULTS = { timeout: 30_000, connectTimeout: 1_000, spoolMaxBytes: 64 * 1024 * 1024 };
@@ -142,14 +157,19 @@ export function resolveSettings(explicit: SpendwallOptions): Settings {
   return {
     socketPath: explicit.socketPath ?? c.socketPath ?? defaultSocketPath(),
     dataDir: explicit.dataDir ?? c.dataDir ?? defaultDataDir(),
+    configDir: explicit.configDir ?? c.configDir ?? defaultConfigDir(),
     timeout: positive(explicit.timeout ?? c.timeout, 'timeout', DEFAULTS.timeout),
     connectTimeout: positive(explicit.connectTimeout ?? c.connectTimeout, 'connectTimeout', DEFAULTS.connectTimeout),
     spoolMaxBytes: positive(explicit.spoolMaxBytes ?? c.spoolMaxBytes, 'spoolMaxBytes', DEFAULTS.spoolMaxBytes),
     transport: explicit.transport ?? c.transport,
-    strict: explicit.strict ?? c.strict,
+    strict: explicit.strict === true || c.strict === true, // fail closed wins
   };
 }
 
+/**
+ * Strict when anything here says so: the options, `configure()` or SPENDWALL_STRICT (the call
+ * adds its own `x-spendwall-mode` header, and the daemon's `fail_mode` when it cannot reach it).
+ */
 export function resolvedStrict(settings: Settings): boolean {
-  return settings.strict ?? envStrict();
+  return settings.strict || envStrict();
 }

@@ -97,11 +97,35 @@ export class ApprovalDeniedError extends SpendwallError {
 }
 
 /**
- * The daemon could not be reached (daemon code `unavailable`). Thrown only in strict mode,
- * before anything is sent upstream; in the default fail-open mode the call goes through.
+ * Why a `DaemonUnavailableError` was thrown:
+ * - `unreachable`: nothing reached the daemon (no socket, connection refused, a connect timeout,
+ *   the connection lost before the request was written). The only case, with `server_error`,
+ *   where the default fail-open mode lets the call go through.
+ * - `server_error`: the daemon answered 5xx without saying the call must fail closed.
+ * - `fail_closed`: the daemon refused the call (HTTP 503, `"fail_closed": true`: its ledger cannot
+ *   record spend and the call must fail closed). Thrown in every mode.
+ * - `timeout`: the request was sent and no answer came in time (for a check: past the daemon's
+ *   own approval timeout). Thrown in every mode: the daemon may be holding the call for approval.
+ * - `connection_lost`: the daemon closed the connection after the request was sent, before
+ *   answering. Thrown in every mode.
+ */
+export type UnavailableReason = 'unreachable' | 'server_error' | 'fail_closed' | 'timeout' | 'connection_lost';
+
+/**
+ * The daemon could not be reached or could not decide (daemon code `unavailable`). Before a
+ * call, it is thrown — before anything is sent upstream — in strict mode, and in every mode when
+ * the daemon refused the call as fail-closed or took the check but never answered it (`reason`);
+ * otherwise, in the default fail-open mode, the call goes through and its report is spooled.
  */
 export class DaemonUnavailableError extends SpendwallError {
   static readonly defaultCode = 'unavailable';
+  /** Why (see `UnavailableReason`); `unreachable` when the thrower did not say. */
+  readonly reason: UnavailableReason;
+
+  constructor(message: string, options: { code?: string; status?: number; body?: JsonObject; cause?: unknown; reason?: UnavailableReason } = {}) {
+    super(message, options);
+    this.reason = options.reason ?? (obj(this.body.error)?.fail_closed === true ? 'fail_closed' : 'unreachable');
+  }
 }
 
 type ErrorClass = new (message: string, options?: { code?: string; status?: number; body?: JsonObject }) => SpendwallError;

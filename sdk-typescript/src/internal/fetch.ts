@@ -208,7 +208,7 @@ export const ORIGINAL_FETCH = Symbol.for('spendwall.originalFetch');
  * Returns a `fetch` that puts OpenAI (`/chat/completions`, `/responses`, `/completions`,
  * `/embeddings`) and Anthropic (`/v1/messages`) POSTs behind the Spendwall daemon: a check
  * before anything goes upstream (throws `BudgetExceededError`, `KilledError`,
- * `ApprovalDeniedError`, or — in strict mode — `DaemonUnavailableError`), then the real usage
+ * `ApprovalDeniedError`, or `DaemonUnavailableError` — see the README's fail modes), then the real usage
  * reported to the ledger in the background. Streams are handed over as they arrive. Every
  * other request goes to the wrapped fetch untouched (only `x-spendwall-*` headers are removed).
  *

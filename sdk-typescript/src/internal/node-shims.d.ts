@@ -91,6 +91,7 @@ declare module 'node:fs' {
     size: number;
     mode: number;
     ino: number;
+    mtimeMs: number;
     isFile(): boolean;
   }
   function openSync(path: string, flags: string | number, mode?: number): number;

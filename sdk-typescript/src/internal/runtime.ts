@@ -4,9 +4,10 @@
  */
 import * as path from 'node:path';
 import type { Settings } from './config';
+import { approvalTimeoutMs, tuning } from './daemonconfig';
 import { DaemonUnavailableError, errorFromBody, type JsonObject } from './errors';
 import { Spool } from './spool';
-import { UnixTransport, type Transport } from './transport';
+import { UnixTransport, type RequestOptions, type Transport } from './transport';
 
 export interface ReplayCounts {
   recorded: number;
@@ -22,12 +23,16 @@ export function warn(message: string): void {
 export class Runtime {
   readonly transport: Transport;
   readonly spool: Spool;
+  /** A check's request options: it outlasts the daemon's approval wait (`approval_timeout` + 30 s). */
+  readonly checkOptions: RequestOptions;
   private readonly background = new Set<Promise<unknown>>();
   private replaying: Promise<ReplayCounts> | null = null;
 
   constructor(readonly settings: Settings) {
     this.transport = settings.transport ?? new UnixTransport(settings.socketPath, settings.timeout, settings.connectTimeout);
     this.spool = new Spool(path.join(settings.dataDir, 'spool'), settings.spoolMaxBytes);
+    const configDir = settings.configDir;
+    this.checkOptions = { extendTimeout: () => approvalTimeoutMs(configDir) + tuning.approvalMarginMs };
   }
 
   /** Keeps a background task (a report, a spool write, a replay) for `flush()`; never rejects. */
@@ -79,7 +84,7 @@ const runtimes = new Map<string, Runtime>();
 const byTransport = new WeakMap<Transport, Map<string, Runtime>>();
 
 export function runtimeFor(settings: Settings): Runtime {
-  const key = `${settings.socketPath}\0${settings.dataDir}\0${settings.timeout}\0${settings.connectTimeout}\0${settings.spoolMaxBytes}`;
+  const key = `${settings.socketPath}\0${settings.dataDir}\0${settings.configDir}\0${settings.timeout}\0${settings.connectTimeout}\0${settings.spoolMaxBytes}`;
   let map = runtimes;
   if (settings.transport) {
     map = byTransport.get(settings.transport) ?? new Map();

@@ -12,15 +12,27 @@ export interface TransportResponse {
   body: JsonObject;
 }
 
+/** Per-request options a transport may honour. */
+export interface RequestOptions {
+  /**
+   * Called when the transport's own timeout has passed without an answer: the total number of
+   * milliseconds (from the request's start) to keep waiting. A check passes it so that the
+   * request outlasts the daemon's approval wait (`approval_timeout` + a margin).
+   */
+  extendTimeout?: () => number;
+}
+
 /**
  * What the SDK needs from a transport; inject your own (option `transport`) for tests or other
  * runtimes. `request` must reject with a `DaemonUnavailableError` when the daemon cannot be
- * reached, and resolve with the daemon's status and JSON body otherwise.
+ * reached (its `reason` says how: `unreachable` when nothing was delivered — the only failure
+ * a call fails open on —, `timeout` or `connection_lost` once the request was sent), and
+ * resolve with the daemon's status and JSON body otherwise.
  */
 export interface Transport {
-  request(method: string, path: string, body?: unknown): Promise<TransportResponse>;
+  request(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<TransportResponse>;
   /** Optional fast path: the body is already JSON text. */
-  requestText?(method: string, path: string, json: string | undefined): Promise<TransportResponse>;
+  requestText?(method: string, path: string, json: string | undefined, options?: RequestOptions): Promise<TransportResponse>;
   close?(): void;
 }
 
@@ -39,7 +51,12 @@ function decode(status: number, raw: NodeBuffer | undefined): TransportResponse 
 }
 
 class ConnectionLost extends Error {
-  constructor(message: string, readonly beforeAnswer: boolean) {
+  constructor(
+    message: string,
+    readonly beforeAnswer: boolean,
+    /** The whole request had been handed to the kernel (the daemon may have read it). */
+    readonly written: boolean,
+  ) {
     super(message);
   }
 }
@@ -56,19 +73,23 @@ class Connection {
   private buf: NodeBuffer | null = null;
   private waiter: Waiter | null = null;
   private gotBytes = false;
+  private written = false;
 
   constructor(readonly sock: net.Socket) {
     sock.on('data', (d) => this.onData(d));
-    sock.on('error', (e) => this.fail(new ConnectionLost(`${e.code ?? ''} ${e.message}`.trim(), !this.gotBytes)));
-    sock.on('close', () => this.fail(new ConnectionLost('the daemon closed the connection', !this.gotBytes)));
+    sock.on('error', (e) => this.fail(new ConnectionLost(`${e.code ?? ''} ${e.message}`.trim(), !this.gotBytes, this.written)));
+    sock.on('close', () => this.fail(new ConnectionLost('the daemon closed the connection', !this.gotBytes, this.written)));
   }
 
   roundtrip(request: string): Promise<{ status: number; body: NodeBuffer; close: boolean }> {
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
       this.gotBytes = false;
+      this.written = false;
       this.sock.ref();
-      this.sock.write(request);
+      this.sock.write(request, (err?: Error | null) => {
+        if (!err) this.written = true;
+      });
     });
   }
 
@@ -88,7 +109,7 @@ class Connection {
       parsed = this.parse(this.buf);
     } catch (e) {
       this.sock.destroy();
-      this.fail(new ConnectionLost((e as Error).message, false));
+      this.fail(new ConnectionLost((e as Error).message, false, true));
       return;
     }
     if (!parsed) return;
@@ -169,12 +190,12 @@ export class UnixTransport implements Transport {
       const sock = net.createConnection({ path: this.path });
       const timer = setTimeout(() => {
         sock.destroy();
-        reject(new DaemonUnavailableError(`spendwall daemon unreachable at ${this.path}: connect timed out`));
+        reject(new DaemonUnavailableError(`spendwall daemon unreachable at ${this.path}: connect timed out`, { reason: 'unreachable' }));
       }, this.connectTimeout);
       const onError = (e: NodeErrnoError) => {
         clearTimeout(timer);
         sock.destroy();
-        reject(new DaemonUnavailableError(`spendwall daemon unreachable at ${this.path}: ${e.code ?? e.message}`, { cause: e }));
+        reject(new DaemonUnavailableError(`spendwall daemon unreachable at ${this.path}: ${e.code ?? e.message}`, { cause: e, reason: 'unreachable' }));
       };
       sock.once('error', onError);
       sock.once('connect', () => {
@@ -202,11 +223,11 @@ export class UnixTransport implements Transport {
     this.idle.push(c);
   }
 
-  request(method: string, path: string, body?: unknown): Promise<TransportResponse> {
-    return this.requestText(method, path, body === undefined ? undefined : JSON.stringify(body));
+  request(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<TransportResponse> {
+    return this.requestText(method, path, body === undefined ? undefined : JSON.stringify(body), options);
   }
 
-  async requestText(method: string, path: string, json: string | undefined): Promise<TransportResponse> {
+  async requestText(method: string, path: string, json: string | undefined, options?: RequestOptions): Promise<TransportResponse> {
     const payload = json ?? '';
     const request =
       `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ${USER_AGENT}\r\n` +
@@ -216,14 +237,24 @@ export class UnixTransport implements Transport {
       const conn = await this.borrow();
       const reused = conn.used;
       let timer: ReturnType<typeof setTimeout> | undefined;
+      const started = Date.now();
       try {
         const answer = await Promise.race([
           conn.roundtrip(request),
           new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
+            // at the timeout, a request that may wait longer (a check held for an approval) is
+            // given what is left of its longer limit
+            const onTimer = () => {
+              const total = options?.extendTimeout ? Math.max(this.timeout, options.extendTimeout()) : this.timeout;
+              const left = total - (Date.now() - started);
+              if (left > 0 && total > this.timeout) {
+                timer = setTimeout(onTimer, left);
+                return;
+              }
               conn.destroy();
-              reject(new DaemonUnavailableError(`spendwall daemon at ${this.path} did not answer within ${this.timeout} ms`));
-            }, this.timeout);
+              reject(new DaemonUnavailableError(`spendwall daemon at ${this.path} did not answer ${method} ${path} within ${total} ms`, { reason: 'timeout' }));
+            };
+            timer = setTimeout(onTimer, this.timeout);
           }),
         ]);
         clearTimeout(timer);
@@ -237,7 +268,12 @@ export class UnixTransport implements Transport {
         if (e instanceof ConnectionLost) {
           // an idle keep-alive connection the daemon had closed: one retry on a fresh one
           if (reused && e.beforeAnswer && attempt === 0) continue;
-          throw new DaemonUnavailableError(`spendwall daemon at ${this.path} closed the connection: ${e.message}`, { cause: e });
+          throw new DaemonUnavailableError(
+            e.written
+              ? `spendwall daemon at ${this.path} closed the connection before answering ${method} ${path}: ${e.message}`
+              : `spendwall daemon unreachable at ${this.path}: the connection failed before the request was sent: ${e.message}`,
+            { cause: e, reason: e.written ? 'connection_lost' : 'unreachable' },
+          );
         }
         throw e;
       }

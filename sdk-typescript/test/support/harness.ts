@@ -31,6 +31,13 @@ scope = { agent = "helper-agent" }
 window = "1d"
 limit_usd = 2.0
 action = "block"
+
+[[cap]]
+name = "ask-first"
+scope = { agent = "approve-node" }
+window = "1d"
+limit_usd = 0.000001
+action = "approve"
 `;
 
 export type Row = { [key: string]: any };
@@ -74,7 +81,8 @@ export class Daemon {
   readonly logPath: string;
   proc: ChildProcess | null = null;
 
-  constructor(caps: string = CAPS) {
+  /** `files`: more config files (e.g. `spendwall.toml`) written next to caps.toml. */
+  constructor(caps: string = CAPS, files: Record<string, string> = {}) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'swts-')); // short: AF_UNIX paths are limited to 108 bytes
     this.configDir = path.join(this.root, 'config');
     this.dataDir = path.join(this.root, 'data');
@@ -82,11 +90,20 @@ export class Daemon {
     this.logPath = path.join(this.root, 'daemon.log');
     fs.mkdirSync(this.configDir, { recursive: true });
     fs.writeFileSync(path.join(this.configDir, 'caps.toml'), caps);
+    for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(this.configDir, name), text);
   }
 
   async start(): Promise<this> {
     const log = fs.openSync(this.logPath, 'a');
-    const env = { ...process.env, SPENDWALL_CONFIG_DIR: this.configDir, SPENDWALL_DATA_DIR: this.dataDir, SPENDWALL_SOCKET: this.socket, SPENDWALL_LOG_LEVEL: 'warning' };
+    // the loopback listener (proxy, /metrics) on a free port: test files run in parallel
+    const env = {
+      ...process.env,
+      SPENDWALL_CONFIG_DIR: this.configDir,
+      SPENDWALL_DATA_DIR: this.dataDir,
+      SPENDWALL_SOCKET: this.socket,
+      SPENDWALL_PROXY_ADDR: '127.0.0.1:0',
+      SPENDWALL_LOG_LEVEL: 'warning',
+    };
     const proc = spawn(daemonBinary(), ['daemon'], { env, stdio: ['ignore', log, log] });
     this.proc = proc;
     fs.closeSync(log);
@@ -126,6 +143,22 @@ export class Daemon {
     return r.body.rows;
   }
 
+  /** Waits until a check of `agent` is held for an approval, then resolves it; returns the approval id. */
+  async resolveApproval(agent: string, decision: 'approve' | 'deny', reason?: string, timeout = 10_000): Promise<string> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const r = await this.request('GET', '/v1/approvals');
+      const held = ((r.body.approvals ?? []) as Row[]).find((a) => a.agent === agent);
+      if (held) {
+        const answer = await this.request('POST', `/v1/approvals/${held.id}/resolve`, reason === undefined ? { decision } : { decision, reason });
+        if (answer.status !== 200) throw new Error(`resolve ${held.id}: ${answer.status} ${JSON.stringify(answer.body)}`);
+        return held.id;
+      }
+      if (Date.now() > deadline) throw new Error(`no approval for ${agent} appeared`);
+      await sleep(20);
+    }
+  }
+
   /** Ledger rows of one agent, oldest first; waits up to `timeout` ms for `expect` rows. */
   async rows(agent: string, expect?: number, timeout = 5000): Promise<Row[]> {
     const deadline = Date.now() + timeout;
@@ -134,6 +167,11 @@ export class Daemon {
       if (expect === undefined || rows.length >= expect || Date.now() > deadline) return rows.reverse();
       await sleep(50);
     }
+  }
+
+  /** The ledger's SQLite file. */
+  get database(): string {
+    return path.join(this.dataDir, 'spendwall.db');
   }
 
   async cleanup(): Promise<void> {
@@ -253,13 +291,60 @@ export async function readAll(res: Response): Promise<Uint8Array> {
 
 export const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
 
-/** Makes the test process's environment point nowhere real (no stray daemon, no real home). */
+/** Makes the test process's environment point nowhere real (no stray daemon, no real home or config). */
 export function isolateEnv(): void {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'swts-home-'));
   tempDirs.push(home);
   process.env.HOME = home;
   process.env.SPENDWALL_DATA_DIR = path.join(home, 'data');
   process.env.SPENDWALL_SOCKET = path.join(home, 'no-daemon.sock');
+  process.env.SPENDWALL_CONFIG_DIR = path.join(home, 'config'); // no spendwall.toml there
   delete process.env.SPENDWALL_STRICT;
   delete process.env.XDG_RUNTIME_DIR;
+  delete process.env.XDG_CONFIG_HOME;
+}
+
+/** Waits until `pred` holds (a condition, not a duration); throws after `timeout` ms. */
+export async function waitUntil(pred: () => boolean | Promise<boolean>, what: string, timeout = 30_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * Another process holding SQLite's write lock on a database (as a database browser left in a
+ * transaction does) until `release()`.
+ */
+export class LedgerLock {
+  private constructor(private readonly proc: ChildProcess) {}
+
+  static async hold(database: string): Promise<LedgerLock> {
+    const code =
+      'import sqlite3, sys\n' +
+      'c = sqlite3.connect(sys.argv[1], isolation_level=None)\n' +
+      'c.execute("BEGIN EXCLUSIVE")\n' +
+      'print("locked", flush=True)\n' +
+      'sys.stdin.read()\n' +
+      'c.execute("ROLLBACK")\n';
+    const proc = spawn('python3', ['-c', code, database], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      proc.stdout!.on('data', (d: NodeBuffer) => {
+        out += d.toString();
+        if (out.startsWith('locked')) resolve();
+      });
+      proc.on('exit', (c) => reject(new Error(`could not lock ${database} (exit ${c})`)));
+    });
+    return new LedgerLock(proc);
+  }
+
+  /** Ends the transaction and waits for the process to exit. */
+  async release(): Promise<void> {
+    if (this.proc.exitCode !== null) return;
+    const gone = new Promise<void>((r) => this.proc.once('exit', () => r()));
+    this.proc.stdin!.end();
+    await gone;
+  }
 }
