@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// with inotify, and a burst of changes (editors write, rename and chmod) is debounced into one
 /// reload. A bad file keeps the running configuration (see ``DaemonState/reload()``).
 struct ConfigWatcher: Service {
-    static let reloadable: Set<String> = ["caps.toml", "labels.toml", "pricing.toml", "alerts.toml"]
+    static let reloadable: Set<String> = ["spendwall.toml", "caps.toml", "labels.toml", "pricing.toml"]
     let state: DaemonState
     var debounce: Duration = .milliseconds(150)
     var poll: Duration = .milliseconds(50)
@@ -33,24 +33,12 @@ struct ConfigWatcher: Service {
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         var due: ContinuousClock.Instant?
-        var settingsChanged = false
         while !Task.isCancelledOrShuttingDown {
-            for name in Self.changedFiles(fd, into: &buffer) {
-                if Self.reloadable.contains(name) {
-                    due = .now + debounce
-                } else if name == "spendwall.toml" {
-                    settingsChanged = true
-                    due = .now + debounce
-                }
+            for name in Self.changedFiles(fd, into: &buffer) where Self.reloadable.contains(name) {
+                due = .now + debounce
             }
             if let deadline = due, ContinuousClock.now >= deadline {
                 due = nil
-                if settingsChanged {
-                    settingsChanged = false
-                    state.logger.warning(
-                        "spendwall.toml changed: its [daemon] and [policy] settings apply at the next start (`spendwall stop` and start again, or `systemctl --user restart spendwall`)"
-                    )
-                }
                 _ = try? await state.reload()
             }
             try? await Task.sleep(for: poll)

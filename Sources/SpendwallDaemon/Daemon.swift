@@ -49,18 +49,14 @@ public enum Daemon {
         let activated = Systemd.listenFDs().first.flatMap { Systemd.isUnixStreamListener($0) ? $0 : nil }
         let state = DaemonState(
             configuration: configuration, socketActivated: activated != nil, engine: engine, store: store,
-            builtinPrices: builtin, labels: labels, events: events, logger: logger)
+            builtinPrices: builtin, labels: labels, events: events, logger: logger,
+            live: try LiveSettings(configuration))
         let writer = LedgerWriter(store: store, logger: logger, onCommit: metrics.committed)
         let loopbackStatus = ListenerStatus()
         let inFlight = InFlightCalls()
         let api = SocketAPI(
-            engine: engine, writer: writer, events: events, approvals: ApprovalDesk(),
-            approvalTimeout: .milliseconds(configuration.approvalTimeoutMS),
-            redactor: try TagRedactor(
-                keys: configuration.redactTags, valuePattern: configuration.redactValuePattern,
-                keyFile: paths.dataDirectory + "/redact.key"),
-            estimator: RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens),
-            state: state, metrics: metrics, loopback: loopbackStatus, inFlight: inFlight, clock: SystemWallClock(),
+            engine: engine, writer: writer, events: events, approvals: ApprovalDesk(), state: state, metrics: metrics,
+            loopback: loopbackStatus, inFlight: inFlight, clock: SystemWallClock(),
             logger: logger)
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,

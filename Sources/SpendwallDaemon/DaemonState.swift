@@ -8,6 +8,35 @@ import SpendwallPolicy
 import SpendwallPricing
 import Synchronization
 
+/// The settings of spendwall.toml that apply without a restart, swapped whole by a reload.
+struct LiveSettings: Sendable {
+    var configuration: SpendwallConfiguration
+    var estimator: RequestEstimator
+    var redactor: TagRedactor
+
+    init(_ configuration: SpendwallConfiguration) throws {
+        self.configuration = configuration
+        estimator = RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens)
+        redactor = try TagRedactor(
+            keys: configuration.redactTags, valuePattern: configuration.redactValuePattern,
+            keyFile: configuration.paths.dataDirectory + "/redact.key")
+    }
+
+    var failMode: SpendwallConfiguration.FailMode { configuration.failMode }
+    var approvalTimeout: Swift.Duration { .milliseconds(configuration.approvalTimeoutMS) }
+
+    /// The keys of spendwall.toml that only a restart applies, by name, when they differ.
+    static func restartOnlyChanges(from old: SpendwallConfiguration, to new: SpendwallConfiguration) -> [String] {
+        var changed: [String] = []
+        if old.maxBodyBytes != new.maxBodyBytes { changed.append("[daemon] max_body_bytes") }
+        if old.logLevel != new.logLevel { changed.append("[daemon] log_level") }
+        if old.proxyListen != new.proxyListen { changed.append("[proxy] listen") }
+        if old.openAIUpstream != new.openAIUpstream { changed.append("[upstream] openai") }
+        if old.anthropicUpstream != new.anthropicUpstream { changed.append("[upstream] anthropic") }
+        return changed
+    }
+}
+
 /// What the running daemon knows about itself, and the configuration it can reload.
 final class DaemonState: Sendable {
     static let version = "0.1.0"
@@ -22,17 +51,22 @@ final class DaemonState: Sendable {
     let events: EventBus
     private let inspector: Mutex<ProcessInspector>
     private let lastConfigError = Mutex<ConfigError?>(nil)
+    private let liveSettings: Mutex<LiveSettings>
+
+    /// What spendwall.toml says now (reloaded on change).
+    var live: LiveSettings { liveSettings.withLock { $0 } }
 
     /// The error of the last reload that failed, until a reload succeeds.
     var configError: ConfigError? { lastConfigError.withLock { $0 } }
 
-    var failMode: String { configuration.failMode.rawValue }
+    var failMode: String { live.failMode.rawValue }
     var socketPath: String { configuration.paths.socketPath }
 
     init(
         configuration: SpendwallConfiguration, socketActivated: Bool, engine: PolicyEngine, store: any LedgerStore,
-        builtinPrices: PriceTable, labels: [LabelRule], events: EventBus, logger: Logger
+        builtinPrices: PriceTable, labels: [LabelRule], events: EventBus, logger: Logger, live: LiveSettings
     ) {
+        self.liveSettings = Mutex(live)
         self.events = events
         self.configuration = configuration
         self.startedAtMS = SystemWallClock().nowMS()
@@ -51,18 +85,21 @@ final class DaemonState: Sendable {
         return inspector.identify(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
     }
 
-    /// Reloads caps.toml, labels.toml and pricing.toml. A file with an error leaves everything
-    /// as it was and throws the ``ConfigError`` naming file and line. Returns the cap count.
+    /// Reloads spendwall.toml, caps.toml, labels.toml and pricing.toml. A file with an error
+    /// leaves everything as it was and throws the ``ConfigError`` naming file and line. Returns
+    /// the cap count.
     func reload() async throws -> Int {
         let paths = configuration.paths
         let caps: [Cap]
         let labels: [LabelRule]
         let overrides: [String: ModelPrice]
+        let settings: LiveSettings
         do {
+            settings = try LiveSettings(SpendwallConfiguration.load(paths: paths))
             caps = try CapsFile.load(paths: paths)
             labels = try LabelsFile.load(paths: paths)
             overrides = try PricingFile.load(paths: paths)
-        } catch {
+        } catch let error as ConfigError {
             lastConfigError.withLock { $0 = error }
             logger.error("reload failed, keeping the running configuration: \(error)")
             events.publish(
@@ -70,8 +107,21 @@ final class DaemonState: Sendable {
             throw error
         }
         let history = try await Self.history(for: caps, store: store)
-        engine.reconfigure(caps: caps, pricing: builtinPrices.merging(overrides), history: history)
+        var builtin = builtinPrices
+        builtin.fallback = settings.configuration.fallbackPrice
+        let previous = liveSettings.withLock { live in
+            defer { live = settings }
+            return live.configuration
+        }
+        engine.update(PolicySettings(reservationTTLMS: settings.configuration.reservationTTLMS))
+        engine.reconfigure(caps: caps, pricing: builtin.merging(overrides), history: history)
         inspector.withLock { $0.labels = LabelMatcher(rules: labels) }
+        let restartOnly = LiveSettings.restartOnlyChanges(from: previous, to: settings.configuration)
+        if !restartOnly.isEmpty {
+            logger.warning(
+                "spendwall.toml: \(restartOnly.joined(separator: ", ")) changed; that applies at the next start (`spendwall stop` and start again, or `systemctl --user restart spendwall`)"
+            )
+        }
         lastConfigError.withLock { $0 = nil }
         events.publish("ConfigReloaded", ConfigReloadedEvent(caps: caps.count))
         logger.info(

@@ -16,15 +16,19 @@ struct SocketAPI: Sendable {
     let writer: LedgerWriter
     let events: EventBus
     let approvals: ApprovalDesk
-    let approvalTimeout: Swift.Duration
-    let redactor: TagRedactor
-    let estimator: RequestEstimator
     let state: DaemonState
     let metrics: DaemonMetrics
     let loopback: ListenerStatus
     let inFlight: InFlightCalls
     let clock: any WallClock
     let logger: Logger
+
+    /// How long a check waits for an approval (`[policy] approval_timeout`, live).
+    var approvalTimeout: Swift.Duration { state.live.approvalTimeout }
+    /// Tag redaction (`[privacy]`, live).
+    var redactor: TagRedactor { state.live.redactor }
+    /// The pre-flight estimate (`[policy] default_max_tokens`, live).
+    var estimator: RequestEstimator { state.live.estimator }
 
     /// Answers a request. Checks are decided at once on the caller's thread; a report is
     /// answered when its row is committed; everything else runs as async work.
@@ -95,11 +99,13 @@ struct SocketAPI: Sendable {
             return .now(.badRequest("path must be \"sdk\", \"proxy\" or \"session\", not \"\(body.path ?? "")\""))
         }
         if let refusal = failClosedRefusal(strict: strict) { return .now(refusal) }
+
+        let live = state.live
         let call = CallAttributes(
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
-            session: body.session.nonEmpty, tags: redactor.redact(body.tags ?? [:]))
+            session: body.session.nonEmpty, tags: live.redactor.redact(body.tags ?? [:]))
         let held = HeldCheck(
-            call: call, estimate: estimator.estimate(body.request), peer: peer, path: path, strict: strict)
+            call: call, estimate: live.estimator.estimate(body.request), peer: peer, path: path, strict: strict)
         return decide(held, approved: [])
     }
 
@@ -107,7 +113,7 @@ struct SocketAPI: Sendable {
     /// "closed"`, or the caller's strict mode) is refused: its spend could not be recorded.
     /// The body says `fail_closed`, so an SDK raises instead of failing open.
     func failClosedRefusal(strict: Bool) -> APIResponse? {
-        guard strict || state.configuration.failMode == .closed, let failing = writer.failing else { return nil }
+        guard strict || state.live.failMode == .closed, let failing = writer.failing else { return nil }
         let why = strict ? "the call asked for strict mode" : "policy.fail_mode is \"closed\""
         let body = ErrorBody(
             error: ErrorJSON(
@@ -739,7 +745,8 @@ struct SocketAPI: Sendable {
     func reload() async -> APIResponse {
         do {
             let caps = try await state.reload()
-            return .json(ReloadAnswer(reloaded: ["caps.toml", "labels.toml", "pricing.toml"], caps: caps))
+            return .json(
+                ReloadAnswer(reloaded: ["spendwall.toml", "caps.toml", "labels.toml", "pricing.toml"], caps: caps))
         } catch let error as ConfigError {
             let body = ErrorBody(
                 error: ErrorJSON(

@@ -14,13 +14,13 @@ import Synchronization
 /// server makes it on the event loop that read the request, without a hop to another thread.
 public final class PolicyEngine: Sendable {
     private let state: Mutex<PolicyState>
-    public let settings: PolicySettings
+    /// The engine's tunables (changed by a reload of spendwall.toml).
+    public var settings: PolicySettings { state.withLock { $0.settings } }
 
     public init(
         caps: [Cap], pricing: PriceTable, settings: PolicySettings = PolicySettings(),
         clock: any WallClock = SystemWallClock(), calendar: Calendar = .current
     ) {
-        self.settings = settings
         state = Mutex(PolicyState(caps: caps, pricing: pricing, settings: settings, clock: clock, calendar: calendar))
     }
 
@@ -67,6 +67,11 @@ public final class PolicyEngine: Sendable {
     /// and in-flight reservations hold their budget under the new caps.
     public func reconfigure(caps: [Cap], pricing: PriceTable, history: [SpendRecord]) {
         state.withLock { $0.reconfigure(caps: caps, pricing: pricing, history: history) }
+    }
+
+    /// New tunables; reservations already taken keep their expiry.
+    public func update(_ settings: PolicySettings) {
+        state.withLock { $0.settings = settings }
     }
 
     /// Turns a kill switch on or off at once: the next check in its scope answers `killed`.

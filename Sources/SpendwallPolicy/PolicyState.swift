@@ -13,7 +13,7 @@ struct PolicyState {
     private var rng = SystemRandomNumberGenerator()
 
     private(set) var pricing: PriceTable
-    let settings: PolicySettings
+    var settings: PolicySettings
     private let clock: any WallClock
     private let calendar: Calendar
 
