@@ -82,7 +82,8 @@ class Daemon:
         self.env = dict(os.environ)
         self.env.update(SPENDWALL_CONFIG_DIR=self.config_dir, SPENDWALL_DATA_DIR=self.data_dir,
                         SPENDWALL_SOCKET=self.socket, SPENDWALL_PROXY_ADDR="127.0.0.1:0",
-                        SPENDWALL_LOG_LEVEL="info", **(env or {}))
+                        SPENDWALL_LOG_LEVEL="info")
+        self.env.update(env or {})
         binary = os.environ.get("SPENDWALL_BIN") or str(REPO / ".build" / "debug" / "spendwall")
         self.log_path = os.path.join(self.root, "daemon.log")
         self.log = open(self.log_path, "ab")

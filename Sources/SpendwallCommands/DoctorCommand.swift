@@ -85,6 +85,7 @@ struct DoctorCommand: AsyncParsableCommand {
             ("caps.toml", { _ = try CapsFile.load(paths: paths) }),
             ("labels.toml", { _ = try LabelsFile.load(paths: paths) }),
             ("pricing.toml", { _ = try PricingFile.load(paths: paths) }),
+            ("keys.toml", { _ = try ProviderKeys.load(paths: paths) }),
         ]
         for (file, check) in checks {
             let present = FileManager.default.fileExists(atPath: paths.configFile(file))

@@ -74,7 +74,15 @@ extension SpendwallConfiguration {
                 inputPerMillion: input ?? fallbackPrice.inputPerMillion,
                 outputPerMillion: output ?? fallbackPrice.outputPerMillion, source: "fallback")
         }
-        if let proxy = try reader.section("proxy", keys: ["listen"]) {
+        if let proxy = try reader.section("proxy", keys: ["listen", "connect_timeout", "read_timeout"]) {
+            for (key, label) in [("connect_timeout", "10s"), ("read_timeout", "10m")] {
+                guard let v = try reader.string(proxy, key) else { continue }
+                guard let ms = Duration.milliseconds(parsing: v) else {
+                    throw source.error(
+                        "\(key) must be a duration like \"\(label)\", not \"\(v)\"", line: source.line(ofKey: key))
+                }
+                if key == "connect_timeout" { upstreamConnectTimeoutMS = ms } else { upstreamReadTimeoutMS = ms }
+            }
             if let v = try reader.string(proxy, "listen") {
                 switch ListenAddress.parse(v) {
                 case .success(let address): proxyListen = address

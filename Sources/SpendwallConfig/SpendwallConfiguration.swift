@@ -24,6 +24,9 @@ public struct SpendwallConfiguration: Sendable {
     public var fallbackPrice: ModelPrice
     /// The loopback listener: the proxy and `/metrics`.
     public var proxyListen: ListenAddress
+    /// How long the proxy waits to connect to an upstream, and for its next bytes.
+    public var upstreamConnectTimeoutMS: Int64 = 10_000
+    public var upstreamReadTimeoutMS: Int64 = 600_000
     public var openAIUpstream: String
     public var anthropicUpstream: String
     public var logLevel: String

@@ -61,9 +61,12 @@ public enum Daemon {
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,
             forwarder: ProxyForwarder(
-                api: api, state: state, client: ProxyForwarder.makeClient(),
+                api: api, state: state,
+                client: ProxyForwarder.makeClient(
+                    connectTimeoutMS: configuration.upstreamConnectTimeoutMS,
+                    readTimeoutMS: configuration.upstreamReadTimeoutMS),
                 openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
-                logger: logger),
+                keys: try ProviderKeys.load(paths: paths), logger: logger),
             maxBodyBytes: configuration.maxBodyBytes, logger: logger
         ) {
             metrics.render(reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount)

@@ -33,6 +33,8 @@ struct LiveSettings: Sendable {
         if old.proxyListen != new.proxyListen { changed.append("[proxy] listen") }
         if old.openAIUpstream != new.openAIUpstream { changed.append("[upstream] openai") }
         if old.anthropicUpstream != new.anthropicUpstream { changed.append("[upstream] anthropic") }
+        if old.upstreamConnectTimeoutMS != new.upstreamConnectTimeoutMS { changed.append("[proxy] connect_timeout") }
+        if old.upstreamReadTimeoutMS != new.upstreamReadTimeoutMS { changed.append("[proxy] read_timeout") }
         return changed
     }
 }

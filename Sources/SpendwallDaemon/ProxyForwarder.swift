@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SpendwallConfig
 import SpendwallCore
 import SpendwallLedger
 import SpendwallPeer
@@ -29,6 +30,8 @@ struct ProxyForwarder: Sendable {
     let client: HTTPClient
     let openAIUpstream: String
     let anthropicUpstream: String
+    /// Keys injected for clients that send the placeholder (opt-in; see ``ProviderKeys``).
+    let keys: ProviderKeys
     let logger: Logger
 
     /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), and
@@ -39,9 +42,10 @@ struct ProxyForwarder: Sendable {
     ]).union(HeaderAttribution.headerNames)
 
     /// The upstream client: pooled keep-alive connections, nothing decompressed or rewritten.
-    static func makeClient() -> HTTPClient {
+    static func makeClient(connectTimeoutMS: Int64, readTimeoutMS: Int64) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(10), read: .seconds(600))
+        configuration.timeout = HTTPClient.Configuration.Timeout(
+            connect: .milliseconds(connectTimeoutMS), read: .milliseconds(readTimeoutMS))
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
@@ -70,7 +74,7 @@ struct ProxyForwarder: Sendable {
         var request = HTTPClientRequest(url: upstream + route.upstreamPath)
         request.method = head.method
         for (name, value) in headers where !Self.notForwarded.contains(name.lowercased()) {
-            request.headers.add(name: name, value: value)
+            request.headers.add(name: name, value: injectingKey(name: name, value: value, for: route.endpoint.provider))
         }
         if body.readableBytes > 0 || head.method == .POST { request.body = .bytes(body) }
 
@@ -134,6 +138,21 @@ struct ProxyForwarder: Sendable {
         case .broken, .stopped:
             channel.close(promise: nil)
             return false
+        }
+    }
+
+    /// The header value to send: the configured key in place of the placeholder key, when the
+    /// client asked for injection this way; anything else unchanged.
+    func injectingKey(name: String, value: String, for provider: Provider) -> String {
+        guard !keys.isEmpty else { return value }
+        switch (provider, name.lowercased()) {
+        case (.openai, "authorization") where value == "Bearer \(keys.placeholder)":
+            return keys.openAI.map { "Bearer \($0)" } ?? value
+        case (.anthropic, "x-api-key") where value == keys.placeholder:
+            return keys.anthropic ?? value
+        case (.anthropic, "authorization") where value == "Bearer \(keys.placeholder)":
+            return keys.anthropic.map { "Bearer \($0)" } ?? value
+        default: return value
         }
     }
 

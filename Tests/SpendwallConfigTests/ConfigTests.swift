@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import SpendwallConfig
@@ -205,5 +206,38 @@ import Testing
         }
         let fromEnv = try SpendwallConfiguration.load(paths: paths, environment: ["SPENDWALL_PROXY_ADDR": "[::1]:0"])
         #expect(fromEnv.proxyListen == ListenAddress(host: "::1", port: 0))
+    }
+}
+
+@Suite struct ProviderKeysTests {
+    func directory(_ keys: String?, mode: Int = 0o600) throws -> SpendwallPaths {
+        let root = NSTemporaryDirectory() + "spendwall-keys-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        if let keys {
+            _ = FileManager.default.createFile(atPath: root + "/keys.toml", contents: Data(keys.utf8))
+            chmod(root + "/keys.toml", mode_t(mode))
+        }
+        return SpendwallPaths(configDirectory: root, dataDirectory: root, socketPath: root + "/s.sock")
+    }
+
+    @Test func aPrivateKeysFileIsReadAndTheEnvironmentWins() throws {
+        let paths = try directory("openai = \"sk-file\"\nanthropic = \"sk-ant-file\"\nplaceholder = \"please\"\n")
+        let keys = try ProviderKeys.load(paths: paths, environment: ["SPENDWALL_OPENAI_KEY": "sk-env"])
+        #expect(keys == ProviderKeys(openAI: "sk-env", anthropic: "sk-ant-file", placeholder: "please"))
+        #expect(!keys.description.contains("sk-"), "keys never appear in text: \(keys)")
+        #expect(try ProviderKeys.load(paths: try directory(nil), environment: [:]).isEmpty)
+    }
+
+    @Test func aKeysFileOthersCanReadIsRefusedWithTheFix() throws {
+        let paths = try directory("openai = \"sk-file\"\n", mode: 0o644)
+        #expect(throws: ConfigError.self) { try ProviderKeys.load(paths: paths, environment: [:]) }
+        do {
+            _ = try ProviderKeys.load(paths: paths, environment: [:])
+        } catch {
+            #expect(error.description.contains("chmod 600"), "\(error)")
+            #expect(!error.description.contains("sk-file"))
+        }
+        let typo = try directory("opneai = \"sk-file\"\n")
+        #expect(throws: ConfigError.self) { try ProviderKeys.load(paths: typo, environment: [:]) }
     }
 }

@@ -317,3 +317,35 @@ def test_an_answer_that_cannot_be_read_is_charged_its_worst_case(daemon: Daemon,
     assert row["estimated"] is True
     assert row["output_tokens"] == 500
     assert row["cost_nanousd"] == reserved["max_cost_nanousd"]
+
+
+def test_key_injection_replaces_the_placeholder_and_the_key_is_written_nowhere(fake: Fake) -> None:
+    secret_openai, secret_anthropic = "sk-injected-0a1b2c3d4e5f", "sk-ant-injected-9z8y7x"
+    keyed = Daemon(env={"SPENDWALL_OPENAI_UPSTREAM": fake.url, "SPENDWALL_ANTHROPIC_UPSTREAM": fake.url,
+                        "SPENDWALL_OPENAI_KEY": secret_openai, "SPENDWALL_ANTHROPIC_KEY": secret_anthropic,
+                        "SPENDWALL_LOG_LEVEL": "trace"})
+    try:
+        fake.reset()
+        base = f"http://{keyed.address}/agent/keyed"
+        openai.OpenAI(api_key="spendwall", base_url=base + "/v1", max_retries=0).chat.completions.create(
+            model="gpt-4o", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        anthropic.Anthropic(api_key="spendwall", base_url=base, max_retries=0).messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        # A client with a key of its own keeps it.
+        openai.OpenAI(api_key="sk-own-key", base_url=base + "/v1", max_retries=0).chat.completions.create(
+            model="gpt-4o", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        sent = fake.requests()
+        assert sent[0]["headers"]["authorization"] == f"Bearer {secret_openai}"
+        # (Anthropic's client sends its key as x-api-key or, in recent versions, a bearer token.)
+        assert secret_anthropic in (sent[1]["headers"].get("x-api-key"),
+                                    sent[1]["headers"].get("authorization", "").removeprefix("Bearer ")), sent[1]
+        assert sent[2]["headers"]["authorization"] == "Bearer sk-own-key"
+        assert len(keyed.rows(3)) == 3
+        keyed.stop()
+        for name in os.listdir(keyed.data_dir) + ["../daemon.log"]:
+            path = os.path.join(keyed.data_dir, name)
+            if os.path.isfile(path):
+                data = open(path, "rb").read()
+                assert secret_openai.encode() not in data and secret_anthropic.encode() not in data, path
+    finally:
+        keyed.cleanup()
