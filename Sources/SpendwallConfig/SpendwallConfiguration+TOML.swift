@@ -74,7 +74,15 @@ extension SpendwallConfiguration {
                 inputPerMillion: input ?? fallbackPrice.inputPerMillion,
                 outputPerMillion: output ?? fallbackPrice.outputPerMillion, source: "fallback")
         }
-        if let proxy = try reader.section("proxy", keys: ["listen", "connect_timeout", "read_timeout"]) {
+        if let proxy = try reader.section(
+            "proxy", keys: ["listen", "connect_timeout", "read_timeout", "cost_headers"])
+        {
+            if let value = proxy["cost_headers"] {
+                guard let flag = value.bool else {
+                    throw source.error("cost_headers must be true or false", line: source.line(ofKey: "cost_headers"))
+                }
+                costHeaders = flag
+            }
             for (key, label) in [("connect_timeout", "10s"), ("read_timeout", "10m")] {
                 guard let v = try reader.string(proxy, key) else { continue }
                 guard let ms = Duration.milliseconds(parsing: v) else {

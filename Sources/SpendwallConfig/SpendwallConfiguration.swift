@@ -27,6 +27,9 @@ public struct SpendwallConfiguration: Sendable {
     /// How long the proxy waits to connect to an upstream, and for its next bytes.
     public var upstreamConnectTimeoutMS: Int64 = 10_000
     public var upstreamReadTimeoutMS: Int64 = 600_000
+    /// Add `x-spendwall-cost-usd`, `-input-tokens` and `-output-tokens` to the proxy's plain
+    /// (non-streaming) answers. Off by default: the proxy is transparent unless asked.
+    public var costHeaders = false
     public var openAIUpstream: String
     public var anthropicUpstream: String
     public var logLevel: String

@@ -66,7 +66,7 @@ public enum Daemon {
                     connectTimeoutMS: configuration.upstreamConnectTimeoutMS,
                     readTimeoutMS: configuration.upstreamReadTimeoutMS),
                 openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
-                keys: try ProviderKeys.load(paths: paths), logger: logger),
+                keys: try ProviderKeys.load(paths: paths), costHeaders: configuration.costHeaders, logger: logger),
             maxBodyBytes: configuration.maxBodyBytes, logger: logger
         ) {
             metrics.render(reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount)

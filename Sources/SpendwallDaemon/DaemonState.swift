@@ -35,6 +35,7 @@ struct LiveSettings: Sendable {
         if old.anthropicUpstream != new.anthropicUpstream { changed.append("[upstream] anthropic") }
         if old.upstreamConnectTimeoutMS != new.upstreamConnectTimeoutMS { changed.append("[proxy] connect_timeout") }
         if old.upstreamReadTimeoutMS != new.upstreamReadTimeoutMS { changed.append("[proxy] read_timeout") }
+        if old.costHeaders != new.costHeaders { changed.append("[proxy] cost_headers") }
         return changed
     }
 }

@@ -32,6 +32,8 @@ struct ProxyForwarder: Sendable {
     let anthropicUpstream: String
     /// Keys injected for clients that send the placeholder (opt-in; see ``ProviderKeys``).
     let keys: ProviderKeys
+    /// `[proxy] cost_headers`: plain answers carry their cost (off by default).
+    let costHeaders: Bool
     let logger: Logger
 
     /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), and
@@ -122,12 +124,24 @@ struct ProxyForwarder: Sendable {
         let stop = StopSignal(channel)
         let token = api.inFlight.register(call) { stop.fire(.killed) }
         let reader = FlightRecord()
+        let once = Once()
+        let settleNow: @Sendable (RelayEnd) -> SpendEvent? = { end in
+            guard once.first() else { return nil }
+            return settle(
+                reservationID, end: end, read: reader.finish(), estimate: estimate,
+                durationMS: (ContinuousClock.now - started).microseconds / 1000)
+        }
+        var withCost: (@Sendable (Int) -> [(String, String)])?
+        if costHeaders {
+            withCost = { (status: Int) -> [(String, String)] in
+                Self.costHeaders(settleNow(RelayEnd.completed(status: status)))
+            }
+        }
         let end = await relay(
-            request, head: head, outbound: outbound, record: reader, endpoint: route.endpoint, stop: stop)
+            request, head: head, outbound: outbound, record: reader, endpoint: route.endpoint, stop: stop,
+            costHeaders: withCost)
         api.inFlight.remove(token)
-        settle(
-            reservationID, end: end, read: reader.finish(), estimate: estimate,
-            durationMS: (ContinuousClock.now - started).microseconds / 1000)
+        _ = settleNow(end)
         switch end {
         case .completed: return head.isKeepAlive
         case .upstreamUnreachable(let error):
@@ -173,7 +187,8 @@ struct ProxyForwarder: Sendable {
     private func relay(
         _ request: HTTPClientRequest, head: HTTPRequestHead,
         outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-        record: FlightRecord, endpoint: ProxyEndpoint?, stop: StopSignal
+        record: FlightRecord, endpoint: ProxyEndpoint?, stop: StopSignal,
+        costHeaders: (@Sendable (Int) -> [(String, String)])? = nil
     ) async -> RelayEnd {
         await withTaskGroup(of: RelayEnd?.self) { group in
             group.addTask {
@@ -197,6 +212,26 @@ struct ProxyForwarder: Sendable {
                     || name.lowercased() == "content-length"
                 {
                     headers.add(name: name, value: value)
+                }
+                let streaming =
+                    response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+                if let costHeaders, !streaming, code < 400 {
+                    // A plain answer with its cost in the headers: read whole, settled, then sent.
+                    do {
+                        var body: [ByteBuffer] = []
+                        for try await chunk in response.body {
+                            record.feed(chunk)
+                            body.append(chunk)
+                        }
+                        for (name, value) in costHeaders(code) { headers.add(name: name, value: value) }
+                        try await outbound.write(
+                            .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
+                        for chunk in body { try await outbound.write(.body(.byteBuffer(chunk))) }
+                        try await outbound.write(.end(nil))
+                    } catch {
+                        return Task.isCancelled ? nil : .broken(status: code)
+                    }
+                    return .completed(status: code)
                 }
                 do {
                     try await outbound.write(
@@ -240,11 +275,26 @@ struct ProxyForwarder: Sendable {
         }
     }
 
+    /// `x-spendwall-cost-usd` (exact, nine decimals), `-input-tokens` (all input kinds) and
+    /// `-output-tokens` of a settled call.
+    static func costHeaders(_ row: SpendEvent?) -> [(String, String)] {
+        guard let row else { return [] }
+        let nanos = row.costNanoUSD
+        let fraction = String(nanos % 1_000_000_000)
+        let usd = "\(nanos / 1_000_000_000)." + String(repeating: "0", count: 9 - fraction.count) + fraction
+        let input = row.usage.inputTokens + row.usage.cacheReadTokens + row.usage.cacheWriteTokens
+        return [
+            ("x-spendwall-cost-usd", usd), ("x-spendwall-input-tokens", String(input)),
+            ("x-spendwall-output-tokens", String(row.usage.outputTokens)),
+        ]
+    }
+
     /// Settles the reservation to what the call used and writes its row.
+    @discardableResult
     private func settle(
         _ reservationID: String, end: RelayEnd, read: (reading: UsageReading, readable: Bool)?,
         estimate: CallEstimate, durationMS: Int64
-    ) {
+    ) -> SpendEvent? {
         let outcome: Outcome
         var status: Int?
         switch end {
@@ -280,7 +330,7 @@ struct ProxyForwarder: Sendable {
         }
         guard let settlement = api.engine.settle(reservationID, usage: usage) else {
             logger.error("proxy: reservation \(reservationID) was already settled; its call is not recorded twice")
-            return
+            return nil
         }
         api.publish(settlement.warnings, call: settlement.reservation.attributes)
         let row = SocketAPI.row(
@@ -292,6 +342,7 @@ struct ProxyForwarder: Sendable {
             case .failure(let error): logger.error("proxy: row \(row.requestID) not yet written: \(error)")
             }
         }
+        return row
     }
 }
 
@@ -376,6 +427,18 @@ struct Inflater: @unchecked Sendable {
         var input = chunk
         try input.decompressStream(with: decompressor, window: &window) { process($0) }
         window.clear()
+    }
+}
+
+/// True the first time only.
+final class Once: Sendable {
+    private let done = Mutex(false)
+
+    func first() -> Bool {
+        done.withLock { done in
+            defer { done = true }
+            return !done
+        }
     }
 }
 

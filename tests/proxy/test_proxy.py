@@ -101,6 +101,7 @@ def test_openai_plain_calls_are_byte_identical_and_recorded(daemon: Daemon, fake
     exchange = last_exchange(fake)
     assert hashlib.sha256(body).hexdigest() == exchange["response_sha256"]
     assert raw.parse() is not None  # the SDK still parses what it got
+    assert "x-spendwall-cost-usd" not in raw.http_response.headers  # off unless asked for
     # What the fake received is what the client sent: our path prefix and headers are gone.
     assert exchange["path"].startswith("/v1/")
     assert not any(h.startswith("x-spendwall") for h in exchange["headers"])
@@ -349,3 +350,28 @@ def test_key_injection_replaces_the_placeholder_and_the_key_is_written_nowhere(f
                 assert secret_openai.encode() not in data and secret_anthropic.encode() not in data, path
     finally:
         keyed.cleanup()
+
+
+def test_cost_headers_when_asked_for(fake: Fake) -> None:
+    costly = Daemon(files={"spendwall.toml": "[proxy]\ncost_headers = true\n"},
+                    env={"SPENDWALL_OPENAI_UPSTREAM": fake.url, "SPENDWALL_ANTHROPIC_UPSTREAM": fake.url})
+    try:
+        fake.reset()
+        client = openai_client(costly, "costly")
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o", max_tokens=500, messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-fake-usage": USAGE})
+        assert hashlib.sha256(raw.http_response.read()).hexdigest() == last_exchange(fake)["response_sha256"]
+        [row] = costly.rows(1)
+        headers = raw.http_response.headers
+        assert headers["x-spendwall-cost-usd"] == "%d.%09d" % divmod(row["cost_nanousd"], 1_000_000_000)
+        assert int(headers["x-spendwall-input-tokens"]) == 1200 + 800
+        assert int(headers["x-spendwall-output-tokens"]) == 350
+        # Streams are not held back for headers.
+        with client.chat.completions.with_streaming_response.create(
+                model="gpt-4o", max_tokens=500, stream=True, messages=[{"role": "user", "content": "hi"}]) as stream:
+            assert "x-spendwall-cost-usd" not in stream.headers
+            b"".join(stream.iter_bytes())
+        assert len(costly.rows(2)) == 2
+    finally:
+        costly.cleanup()
