@@ -75,8 +75,13 @@ extension SpendwallConfiguration {
                 outputPerMillion: output ?? fallbackPrice.outputPerMillion, source: "fallback")
         }
         if let proxy = try reader.section(
-            "proxy", keys: ["listen", "connect_timeout", "read_timeout", "cost_headers"])
+            "proxy", keys: ["listen", "connect_timeout", "read_timeout", "cost_headers", "openai_stream_usage"])
         {
+            if let v = try reader.string(
+                proxy, "openai_stream_usage", oneOf: OpenAIStreamUsage.allCases.map(\.rawValue))
+            {
+                openAIStreamUsage = OpenAIStreamUsage(rawValue: v)!
+            }
             if let value = proxy["cost_headers"] {
                 guard let flag = value.bool else {
                     throw source.error("cost_headers must be true or false", line: source.line(ofKey: "cost_headers"))

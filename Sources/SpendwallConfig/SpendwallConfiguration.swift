@@ -30,6 +30,13 @@ public struct SpendwallConfiguration: Sendable {
     /// Add `x-spendwall-cost-usd`, `-input-tokens` and `-output-tokens` to the proxy's plain
     /// (non-streaming) answers. Off by default: the proxy is transparent unless asked.
     public var costHeaders = false
+    /// OpenAI streams that do not ask for usage: `estimate` it (transparent, the default) or
+    /// `inject` the request for it and hide the extra chunk (the request body is re-encoded).
+    public var openAIStreamUsage = OpenAIStreamUsage.estimate
+
+    public enum OpenAIStreamUsage: String, Sendable, CaseIterable {
+        case estimate, inject
+    }
     public var openAIUpstream: String
     public var anthropicUpstream: String
     public var logLevel: String

@@ -66,7 +66,8 @@ public enum Daemon {
                     connectTimeoutMS: configuration.upstreamConnectTimeoutMS,
                     readTimeoutMS: configuration.upstreamReadTimeoutMS),
                 openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
-                keys: try ProviderKeys.load(paths: paths), costHeaders: configuration.costHeaders, logger: logger),
+                keys: try ProviderKeys.load(paths: paths), costHeaders: configuration.costHeaders,
+                injectStreamUsage: configuration.openAIStreamUsage == .inject, logger: logger),
             maxBodyBytes: configuration.maxBodyBytes, logger: logger
         ) {
             metrics.render(reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount)

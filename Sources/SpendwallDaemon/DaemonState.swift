@@ -36,6 +36,7 @@ struct LiveSettings: Sendable {
         if old.upstreamConnectTimeoutMS != new.upstreamConnectTimeoutMS { changed.append("[proxy] connect_timeout") }
         if old.upstreamReadTimeoutMS != new.upstreamReadTimeoutMS { changed.append("[proxy] read_timeout") }
         if old.costHeaders != new.costHeaders { changed.append("[proxy] cost_headers") }
+        if old.openAIStreamUsage != new.openAIStreamUsage { changed.append("[proxy] openai_stream_usage") }
         return changed
     }
 }

@@ -34,6 +34,8 @@ struct ProxyForwarder: Sendable {
     let keys: ProviderKeys
     /// `[proxy] cost_headers`: plain answers carry their cost (off by default).
     let costHeaders: Bool
+    /// `[proxy] openai_stream_usage = "inject"`: ask OpenAI streams for usage, hide the extra chunk.
+    let injectStreamUsage: Bool
     let logger: Logger
 
     /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), and
@@ -105,6 +107,11 @@ struct ProxyForwarder: Sendable {
             return try await LoopbackServer.write(.json(refusal), head: head, to: outbound)
         }
         let estimate = api.estimator.estimate(json)
+        var hideUsageChunk = false
+        if let asked = Self.askingForUsage(json, endpoint: route.endpoint), injectStreamUsage {
+            request.body = .bytes(ByteBuffer(bytes: asked))
+            hideUsageChunk = true
+        }
         let held = SocketAPI.HeldCheck(
             call: call, estimate: estimate, peer: peer, path: session == nil ? .proxy : .session, strict: false)
         let answer: CheckAnswer
@@ -139,7 +146,7 @@ struct ProxyForwarder: Sendable {
         }
         let end = await relay(
             request, head: head, outbound: outbound, record: reader, endpoint: route.endpoint, stop: stop,
-            costHeaders: withCost)
+            costHeaders: withCost, hideUsageChunk: hideUsageChunk)
         api.inFlight.remove(token)
         _ = settleNow(end)
         switch end {
@@ -188,7 +195,7 @@ struct ProxyForwarder: Sendable {
         _ request: HTTPClientRequest, head: HTTPRequestHead,
         outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
         record: FlightRecord, endpoint: ProxyEndpoint?, stop: StopSignal,
-        costHeaders: (@Sendable (Int) -> [(String, String)])? = nil
+        costHeaders: (@Sendable (Int) -> [(String, String)])? = nil, hideUsageChunk: Bool = false
     ) async -> RelayEnd {
         await withTaskGroup(of: RelayEnd?.self) { group in
             group.addTask {
@@ -233,12 +240,22 @@ struct ProxyForwarder: Sendable {
                     }
                     return .completed(status: code)
                 }
+                // The usage chunk the proxy asked for is read, then left out of what the client sees.
+                var filter = hideUsageChunk && streaming ? UsageChunkFilter() : nil
+                if filter != nil { headers.remove(name: "content-length") }
                 do {
                     try await outbound.write(
                         .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
                     for try await chunk in response.body {
                         record.feed(chunk)
-                        try await outbound.write(.body(.byteBuffer(chunk)))
+                        if filter == nil {
+                            try await outbound.write(.body(.byteBuffer(chunk)))
+                        } else if let bytes = filter?.feed(chunk.readableBytesView), !bytes.isEmpty {
+                            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes))))
+                        }
+                    }
+                    if let rest = filter?.finish(), !rest.isEmpty {
+                        try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: rest))))
                     }
                     try await outbound.write(.end(nil))
                 } catch {
@@ -273,6 +290,20 @@ struct ProxyForwarder: Sendable {
                 head: head, to: outbound)
         case .broken, .stopped: return false
         }
+    }
+
+    /// The request body re-encoded with `stream_options.include_usage = true`, for an OpenAI chat
+    /// or completions stream that did not ask for usage; nil when there is nothing to add.
+    static func askingForUsage(_ json: JSONValue, endpoint: ProxyEndpoint) -> [UInt8]? {
+        guard endpoint == .openAIChat || endpoint == .openAICompletions, case .object(var body) = json,
+            body["stream"] == .bool(true)
+        else { return nil }
+        var options: [String: JSONValue] = [:]
+        if case .object(let given)? = body["stream_options"] { options = given }
+        guard options["include_usage"] != .bool(true) else { return nil }
+        options["include_usage"] = .bool(true)
+        body["stream_options"] = .object(options)
+        return (try? JSONEncoder().encode(JSONValue.object(body))).map(Array.init)
     }
 
     /// `x-spendwall-cost-usd` (exact, nine decimals), `-input-tokens` (all input kinds) and

@@ -153,3 +153,47 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct UsageChunkFilterTests {
+    static func filter(_ bytes: [UInt8], splits: [Int]) -> [UInt8] {
+        var filter = UsageChunkFilter()
+        var out: [UInt8] = []
+        var start = 0
+        for split in splits.sorted() + [bytes.count] where split >= start {
+            out += filter.feed(bytes[start..<split])
+            start = split
+        }
+        return out + filter.finish()
+    }
+
+    /// With include_usage, the stream is the one without it plus `"usage": null` in each chunk
+    /// and one usage-only chunk: the filter takes that chunk out and nothing else.
+    @Test(arguments: ["openai-chat-usage.sse", "openai-completions-usage.sse", "openai-chat-usage-multiline.sse"])
+    func dropsExactlyTheUsageChunkHoweverTheBytesAreSplit(_ file: String) throws {
+        let bytes = try UsageReaderTests.bytes(file)
+        let text = String(decoding: bytes, as: UTF8.self)
+        let blocks = text.components(separatedBy: "\n\n")
+        let expected = blocks.filter { !$0.contains("\"choices\": []") }.joined(separator: "\n\n")
+        #expect(expected.count < text.count, "the corpus stream has a usage chunk")
+        let whole = Self.filter(bytes, splits: [])
+        #expect(String(decoding: whole, as: UTF8.self) == expected)
+        var rng = SeededGenerator(seed: 42)
+        for _ in 0..<200 {
+            let splits = (0..<Int.random(in: 1...40, using: &rng)).map { _ in
+                Int.random(in: 0...bytes.count, using: &rng)
+            }
+            #expect(Self.filter(bytes, splits: splits) == whole)
+        }
+        #expect(Self.filter(bytes, splits: Array(0..<bytes.count)) == whole)
+    }
+
+    @Test func otherStreamsPassUnchanged() throws {
+        for file in ["anthropic-messages-crlf-comments.sse", "openai-responses.sse", "openai-chat-no-usage.sse"] {
+            let bytes = try UsageReaderTests.bytes(file)
+            #expect(Self.filter(bytes, splits: [7, 100, 101]) == bytes, "\(file)")
+        }
+        // A stream cut mid-event still hands over every byte it had.
+        let cut = Array("data: {\"choices\": [{\"delta\": {}}]}\n\ndata: {\"cho".utf8)
+        #expect(Self.filter(cut, splits: [3]) == cut)
+    }
+}

@@ -375,3 +375,36 @@ def test_cost_headers_when_asked_for(fake: Fake) -> None:
         assert len(costly.rows(2)) == 2
     finally:
         costly.cleanup()
+
+
+def test_inject_mode_asks_for_usage_and_hides_the_extra_chunk(fake: Fake) -> None:
+    injecting = Daemon(files={"spendwall.toml": '[proxy]\nopenai_stream_usage = "inject"\n'},
+                       env={"SPENDWALL_OPENAI_UPSTREAM": fake.url, "SPENDWALL_ANTHROPIC_UPSTREAM": fake.url})
+    try:
+        fake.reset()
+        client = openai_client(injecting, "injected")
+        with client.chat.completions.with_streaming_response.create(
+                model="gpt-4o", max_tokens=500, stream=True, messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-fake-usage": USAGE}) as response:
+            body = b"".join(response.iter_bytes())
+        exchange = last_exchange(fake)
+        assert json.loads(exchange["body"])["stream_options"] == {"include_usage": True}
+        # The client gets every event the provider sent except the usage-only chunk.
+        events = exchange["response_body"].encode().split(b"\n\n")
+        kept = [e for e in events if b'"choices": []' not in e]
+        assert len(kept) == len(events) - 1
+        assert body == b"\n\n".join(kept)
+        chunks = [json.loads(e[len(b"data: "):]) for e in body.split(b"\n\n") if e.startswith(b"data: {")]
+        assert chunks and all(c["choices"] for c in chunks)
+        # ...and the row has the provider's exact usage, not an estimate.
+        [row] = injecting.rows(1)
+        assert usage_of(row) == expected("openai") and "estimated" not in row
+        # A caller that asked for usage itself gets the stream untouched.
+        fake.reset()
+        with client.chat.completions.with_streaming_response.create(
+                model="gpt-4o", max_tokens=500, stream=True, messages=[{"role": "user", "content": "hi"}],
+                stream_options={"include_usage": True}) as response:
+            assert hashlib.sha256(b"".join(response.iter_bytes())).hexdigest() == \
+                last_exchange(fake)["response_sha256"]
+    finally:
+        injecting.cleanup()
