@@ -84,8 +84,12 @@ class Daemon:
                         SPENDWALL_SOCKET=self.socket, SPENDWALL_PROXY_ADDR="127.0.0.1:0",
                         SPENDWALL_LOG_LEVEL="info")
         self.env.update(env or {})
-        binary = os.environ.get("SPENDWALL_BIN") or str(REPO / ".build" / "debug" / "spendwall")
         self.log_path = os.path.join(self.root, "daemon.log")
+        self.start()
+
+    def start(self) -> None:
+        """Starts the daemon (again, after `stop`, on the same directories)."""
+        binary = os.environ.get("SPENDWALL_BIN") or str(REPO / ".build" / "debug" / "spendwall")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([binary, "daemon"], env=self.env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30

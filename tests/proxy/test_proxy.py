@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import threading
 import urllib.error
 import urllib.request
@@ -408,3 +409,43 @@ def test_inject_mode_asks_for_usage_and_hides_the_extra_chunk(fake: Fake) -> Non
                 last_exchange(fake)["response_sha256"]
     finally:
         injecting.cleanup()
+
+
+def test_a_body_over_the_limit_gets_413_and_nothing_goes_upstream(fake: Fake) -> None:
+    small = Daemon(files={"spendwall.toml": "[daemon]\nmax_body_bytes = 2048\n"},
+                   env={"SPENDWALL_OPENAI_UPSTREAM": fake.url})
+    try:
+        fake.reset()
+        with pytest.raises(openai.APIStatusError) as raised:
+            openai_client(small, "big").chat.completions.create(
+                model="gpt-4o", max_tokens=10, messages=[{"role": "user", "content": "x" * 5000}])
+        assert raised.value.status_code == 413
+        assert raised.value.response.json()["error"]["code"] == "payload_too_large"
+        assert fake.requests() == []
+    finally:
+        small.cleanup()
+
+
+def test_sigterm_lets_a_stream_in_flight_finish_and_records_it(fake: Fake) -> None:
+    draining = Daemon(env={"SPENDWALL_OPENAI_UPSTREAM": fake.url})
+    try:
+        fake.reset()
+        client = openai_client(draining, "drain")
+        with client.chat.completions.with_streaming_response.create(
+                model="gpt-4o", max_tokens=500, stream=True, messages=[{"role": "user", "content": "hi"}],
+                stream_options={"include_usage": True},
+                extra_headers={"x-fake-usage": USAGE, "x-fake-scenario": "slow-stream", "x-fake-delay-ms": "100"}
+        ) as response:
+            chunks = response.iter_bytes()
+            first = next(chunks)
+            draining.proc.send_signal(signal.SIGTERM)
+            body = first + b"".join(chunks)
+        assert hashlib.sha256(body).hexdigest() == last_exchange(fake)["response_sha256"]
+        assert draining.proc.wait(timeout=30) == 0
+        # The row was committed before the daemon exited: the next start finds it.
+        draining.stop()
+        draining.start()
+        [row] = draining.rows(1)
+        assert row["agent"] == "drain" and row["outcome"] == "ok" and usage_of(row) == expected("openai")
+    finally:
+        draining.cleanup()
