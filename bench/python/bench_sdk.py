@@ -6,7 +6,10 @@
 Starts its own daemon (SPENDWALL_BIN, else .build/release/spendwall, else .build/debug/spendwall)
 on a temporary socket with two caps, and the shared fake provider as a subprocess. Bare and
 wrapped `openai.OpenAI` clients call the same fake in the same run, interleaved call by call,
-so both see the same machine; the figure that matters is wrapped minus bare.
+so both see the same machine; the figure that matters is wrapped minus bare. A wrapped call
+returns once its answer is in hand and reports in the background; the script waits for each
+report (spendwall.flush(), untimed) before the next call, and also times the call until its
+report is in.
 """
 from __future__ import annotations
 
@@ -71,7 +74,8 @@ def main() -> int:
 
     root = tempfile.mkdtemp(prefix="swbench-")
     env = dict(os.environ, SPENDWALL_CONFIG_DIR=f"{root}/config", SPENDWALL_DATA_DIR=f"{root}/data",
-               SPENDWALL_SOCKET=f"{root}/run/spendwall.sock", SPENDWALL_LOG_LEVEL="warning")
+               SPENDWALL_SOCKET=f"{root}/run/spendwall.sock", SPENDWALL_LOG_LEVEL="warning",
+               SPENDWALL_PROXY_ADDR="127.0.0.1:0")
     os.makedirs(f"{root}/config")
     Path(f"{root}/config/caps.toml").write_text(CAPS)
     os.environ.update({k: env[k] for k in ("SPENDWALL_CONFIG_DIR", "SPENDWALL_DATA_DIR", "SPENDWALL_SOCKET")})
@@ -104,18 +108,28 @@ def main() -> int:
         for _ in range(100):  # warm up both clients, connections, the daemon's windows
             bare.chat.completions.create(model="gpt-4o", messages=msgs, max_tokens=64)
             wrapped.chat.completions.create(model="gpt-4o", messages=msgs, max_tokens=64)
+        spendwall.flush()
+        # The wrapped call returns once its answer is in hand; its report goes out in the
+        # background. spendwall.flush() after each wrapped call (untimed) waits for that report,
+        # so it never runs during the next call, bare or wrapped, and each is timed alone.
         tb: List[float] = []
         tw: List[float] = []
+        tf: List[float] = []
         for i in range(args.calls):
             for client, out in ((bare, tb), (wrapped, tw)) if i % 2 == 0 else ((wrapped, tw), (bare, tb)):
                 t = time.perf_counter()
                 client.chat.completions.create(model="gpt-4o", messages=msgs, max_tokens=64)
                 out.append(time.perf_counter() - t)
+                if client is wrapped:
+                    spendwall.flush()
+                    tf.append(time.perf_counter() - t)
         print("\nnon-streaming chat.completions.create against the fake provider, same run:")
         b = summary("bare client", tb)
         w = summary("wrapped client", tw)
         print(f"{'added by the wrapper':<34}          p50 {w['p50_us'] - b['p50_us']:9.1f} µs   "
               f"p99 {w['p99_us'] - b['p99_us']:9.1f} µs")
+        f = summary("wrapped, until its report is in", tf)
+        print(f"{'added, report awaited too':<34}          p50 {f['p50_us'] - b['p50_us']:9.1f} µs")
 
         sb: List[float] = []
         sw: List[float] = []
@@ -125,6 +139,8 @@ def main() -> int:
                 for _ in client.chat.completions.create(model="gpt-4o", messages=msgs, stream=True):
                     pass
                 out.append(time.perf_counter() - t)
+                if client is wrapped:
+                    spendwall.flush()
         from spendwall import _killwatch
         watch = _killwatch._watches.get(os.environ["SPENDWALL_SOCKET"])
         state = "no watch" if watch is None else (
@@ -156,6 +172,8 @@ def main() -> int:
                 t = time.perf_counter()
                 client.chat.completions.create(model="gpt-4o", messages=msgs, max_tokens=64)
                 out.append(time.perf_counter() - t)
+                if client is sdk_only:
+                    spendwall.flush()
         spendwall.configure(transport=None)
         print("\ndiagnostic: SDK-side cost alone (transport answers instantly, no daemon):")
         b3 = summary("bare client", tb3)

@@ -7,13 +7,15 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -48,6 +50,19 @@ scope = { agent = "helper-agent" }
 window = "1d"
 limit_usd = 2.0
 action = "block"
+
+[[cap]]
+name = "ask-first"
+scope = { agent = "ask-first" }
+window = "1d"
+limit_usd = 0.000001
+action = "approve"
+"""
+
+# a check held for approval is denied after this long when nobody decides
+SETTINGS = """
+[policy]
+approval_timeout = "20s"
 """
 
 
@@ -73,7 +88,7 @@ class _UnixConn(http.client.HTTPConnection):
 class Daemon:
     """A real `spendwall daemon` with its own config, data dir and socket."""
 
-    def __init__(self, caps: str = CAPS) -> None:
+    def __init__(self, caps: str = CAPS, settings: str = SETTINGS) -> None:
         # short path: AF_UNIX paths are limited to 108 bytes
         self.root = tempfile.mkdtemp(prefix="swpy-")
         self.config_dir = os.path.join(self.root, "config")
@@ -82,13 +97,16 @@ class Daemon:
         os.makedirs(self.config_dir)
         with open(os.path.join(self.config_dir, "caps.toml"), "w") as f:
             f.write(caps)
+        with open(os.path.join(self.config_dir, "spendwall.toml"), "w") as f:
+            f.write(settings)
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = os.path.join(self.root, "daemon.log")
 
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
+        # the loopback listener (proxy, /metrics) on a free port: never the shared default 8787
         env.update(SPENDWALL_CONFIG_DIR=self.config_dir, SPENDWALL_DATA_DIR=self.data_dir,
-                   SPENDWALL_SOCKET=self.socket, SPENDWALL_LOG_LEVEL="warning")
+                   SPENDWALL_SOCKET=self.socket, SPENDWALL_LOG_LEVEL="warning", SPENDWALL_PROXY_ADDR="127.0.0.1:0")
         return env
 
     def start(self) -> "Daemon":
@@ -169,9 +187,86 @@ class Fake:
     def reset(self) -> None:
         self._req("POST", "/_fake/reset")
 
+    def release(self, gate: str) -> None:
+        """Answers the calls held by `x-fake-gate: <gate>` (and lets later ones through)."""
+        self._req("POST", f"/_fake/release?gate={gate}")
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class FakeDaemon:
+    """A stand-in daemon on a Unix socket: allows every check, takes every report, and serves
+    GET /v1/events with `events` (a function of the connection number that writes to the
+    socket), or 404 when it is None — a daemon from before the event stream."""
+
+    def __init__(self, root: str, events: Optional[Callable[[int, socket.socket], None]] = None) -> None:
+        self.path = os.path.join(root, "fake-daemon.sock")
+        self.events = events
+        self.requests: List[Tuple[str, str, Any]] = []
+        self.event_connections = 0
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    method, target = line.decode().split(" ")[:2]
+                    length = 0
+                    while True:
+                        h = self.rfile.readline()
+                        if h in (b"\r\n", b"\n", b""):
+                            break
+                        if h.lower().startswith(b"content-length:"):
+                            length = int(h.split(b":")[1])
+                    raw = self.rfile.read(length) if length else b""
+                    body = json.loads(raw) if raw else None
+                    outer.requests.append((method, target, body))
+                    if target.startswith("/v1/events") and outer.events is not None:
+                        outer.event_connections += 1
+                        self.wfile.flush()
+                        outer.events(outer.event_connections, self.connection)
+                        return
+                    status, answer = outer.answer(method, target.split("?")[0], body)
+                    payload = json.dumps(answer).encode()
+                    self.wfile.write(f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+                                     f"content-length: {len(payload)}\r\n\r\n".encode() + payload)
+                    self.wfile.flush()
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(self.path, Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, method: str, path: str, body: Any) -> Tuple[int, Dict[str, Any]]:
+        if path == "/v1/check":
+            return 200, {"decision": "allow", "reservation_id": "r_" + uuid.uuid4().hex, "reserved_nanousd": 1}
+        if path == "/v1/report":
+            return 200, {"request_id": body["reservation_id"], "cost_nanousd": 1, "duplicate": False}
+        if path == "/v1/kill" and self.events is not None:
+            return 200, {"on": [], "flips": []}
+        return 404, {"error": {"code": "not_found", "message": f"no {path}"}}
+
+    def reports(self) -> List[Dict[str, Any]]:
+        return [b for m, p, b in self.requests if p == "/v1/report"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Polls `condition` until it holds; fails naming `what` if it has not after `timeout` (a
+    guard against hanging, far above the few milliseconds the conditions normally take)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def expected(usage: str, provider: str) -> Dict[str, int]:
@@ -223,6 +318,14 @@ def use_daemon(daemon: Daemon, monkeypatch: pytest.MonkeyPatch, fake: Fake) -> D
     cfg.reset()
     fake.reset()
     return daemon
+
+
+@pytest.fixture
+def root(tmp_path: Any) -> Iterator[str]:
+    # short: AF_UNIX paths are limited to 108 bytes
+    d = tempfile.mkdtemp(prefix="swpk-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

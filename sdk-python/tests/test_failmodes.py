@@ -19,7 +19,7 @@ import spendwall
 import spendwall._config as cfg
 import spendwall.anthropic
 import spendwall.openai
-from conftest import Daemon, Fake, expected, usage_of
+from conftest import Daemon, Fake, expected, usage_of, wait_until
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -60,24 +60,36 @@ def test_daemon_killed_mid_run_then_replayed_without_duplicates(own_daemon: Daem
         call(i)
     assert len(own_daemon.rows(agent, 5)) == 5
 
-    # a call in flight (checked, waiting on the provider) when the daemon dies
-    in_flight = threading.Thread(target=call, args=(5,), kwargs={"x-fake-delay-ms": "800"})
+    # a call in flight (checked, held at the provider) when the daemon dies
+    in_flight = threading.Thread(target=call, args=(5,), kwargs={"x-fake-gate": agent})
     in_flight.start()
-    import time
-    deadline = time.monotonic() + 5
-    while not fake.requests()[5:] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(fake.requests()) == 6, "the in-flight call to reach the provider")
     own_daemon.stop(signal.SIGKILL)
+    fake.release(agent)
     for i in range(6, 11):  # the daemon is gone: calls keep working
         call(i)
     with client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True,
                                         extra_headers={"x-fake-usage": "300,30,3,0,0"}) as s:
         assert len(list(s)) > 0
     sent.append("300,30,3,0,0")
+
+    async def async_calls() -> None:  # and so do asyncio ones
+        aclient = spendwall.openai.wrap(openai.AsyncOpenAI(api_key="sk-fake", base_url=fake.url + "/v1",
+                                                           max_retries=0), agent=agent)
+        await aclient.chat.completions.create(model="gpt-4o", messages=MSG, extra_headers={"x-fake-usage": "400,40,4,0,0"})
+        sent.append("400,40,4,0,0")
+        stream = await aclient.chat.completions.create(model="gpt-4o", messages=MSG, stream=True,
+                                                       extra_headers={"x-fake-usage": "500,50,5,0,0"})
+        assert len([c async for c in stream]) > 0
+        sent.append("500,50,5,0,0")
+        await aclient.close()
+
+    asyncio.run(async_calls())
     in_flight.join(10)
-    assert len(sent) == 12
+    assert len(sent) == 14
+    assert spendwall.flush()  # reports go in the background: every one is delivered or spooled now
     spooled = spool_lines()
-    assert len(spooled) == 7
+    assert len(spooled) == 9
     assert sum(1 for item in spooled if item["reservation_id"]) == 1  # the in-flight one had a reservation
     backup = spool_file() + ".copy"
     shutil.copy(spool_file(), backup)
@@ -85,13 +97,12 @@ def test_daemon_killed_mid_run_then_replayed_without_duplicates(own_daemon: Daem
     own_daemon.start()  # same config, data dir and socket
     client.chat.completions.create(model="gpt-4o", messages=MSG, extra_headers={"x-fake-usage": "1,1,0,0,0"})
     sent.append("1,1,0,0,0")
-    counts = spendwall.replay_spool()  # waits for the background replay the call above started
-    assert counts["pending"] == 0 and counts["rejected"] == 0
-    assert spool_lines() == []
+    # the daemon answered that call's check: the SDK replays the spool by itself, in the background
+    wait_until(lambda: spool_lines() == [], "the spool to be replayed")
 
-    rows = own_daemon.rows(agent, 13)
-    assert len(rows) == 13
-    assert len({r["request_id"] for r in rows}) == 13
+    rows = own_daemon.rows(agent, 15)
+    assert len(rows) == 15
+    assert len({r["request_id"] for r in rows}) == 15
     assert Counter(json.dumps(usage_of(r), sort_keys=True) for r in rows) == \
         Counter(json.dumps(expected(u, "openai"), sort_keys=True) for u in sent)
     assert all(r["outcome"] == "ok" for r in rows)
@@ -99,8 +110,8 @@ def test_daemon_killed_mid_run_then_replayed_without_duplicates(own_daemon: Daem
     # replaying the same reports again is idempotent
     os.replace(backup, spool_file())
     counts = spendwall.replay_spool()
-    assert counts == {"recorded": 0, "duplicate": 7, "rejected": 0, "pending": 0}
-    assert len(own_daemon.rows(agent)) == 13
+    assert counts == {"recorded": 0, "duplicate": 9, "rejected": 0, "pending": 0}
+    assert len(own_daemon.rows(agent)) == 15
 
 
 def test_fail_open_without_daemon_spools(fake: Fake, agent: str) -> None:
@@ -109,6 +120,7 @@ def test_fail_open_without_daemon_spools(fake: Fake, agent: str) -> None:
     msg = client.messages.create(model="claude-opus-4-5", max_tokens=8, messages=MSG,
                                  extra_headers={"x-fake-usage": "5,4,3,2,0"})
     assert msg.content[0].text.startswith("Hello")
+    assert spendwall.flush()
     [item] = spool_lines()
     assert item["usage"] == expected("5,4,3,2,0", "anthropic")
     assert (item["provider"], item["model"], item["agent"], item["reservation_id"]) == \
@@ -163,6 +175,7 @@ def test_spool_cap_warns_and_drops(fake: Fake) -> None:
         warnings.simplefilter("always")
         for _ in range(6):
             client.chat.completions.create(model="gpt-4o", messages=MSG)  # the calls themselves still work
+        assert spendwall.flush()
     assert 1 <= len(spool_lines()) < 6
     assert os.path.getsize(spool_file()) <= 700
     assert len([w for w in caught if issubclass(w.category, spendwall.SpoolFull)]) == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import threading
@@ -25,7 +26,7 @@ def test_remaining_and_estimate(use_daemon: Daemon, fake: Fake) -> None:
                                    agent="helper-agent")
     client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}],
                                    extra_headers={"x-fake-usage": "1000,1000,0,0,0"})
-    after = spendwall.remaining("helper-cap")
+    after = spendwall.remaining("helper-cap")  # it sends this process's pending reports first
     # gpt-4o: $2.50 / M input, $10 / M output -> 1000 + 1000 tokens = $0.0125
     assert before - after == 12_500_000
     est = spendwall.estimate({"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]})
@@ -102,3 +103,34 @@ def test_no_provider_package_imported_by_spendwall() -> None:
             "assert 'openai' not in sys.modules and 'anthropic' not in sys.modules")
     import subprocess
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_check_body_fast_and_fallback_paths_agree(use_daemon: Daemon) -> None:
+    """A body of plain JSON types is encoded once and spliced into the check; any other body
+    (one-shot iterables, model objects) is copied into JSON types first. Both check the same
+    request, and the daemon reserves the same for both."""
+    from spendwall._core import flush
+    from spendwall._wrap import _prepare, _State
+
+    class Message:  # a pydantic-like object
+        def model_dump(self, mode: str, exclude_unset: bool) -> dict:
+            return {"role": "user", "content": "hi"}
+
+    state = _State("openai", {"agent": "units-body"})
+    plain = {"body": {"model": "gpt-4o", "max_tokens": 300, "messages": [{"role": "user", "content": "hi"}]}}
+    odd = {"body": {"model": "gpt-4o", "max_tokens": 300, "messages": (m for m in [Message()])}}
+    fast, _ = _prepare(state, "/chat/completions", plain, {})
+    slow, _ = _prepare(state, "/chat/completions", odd, {})
+    assert fast.request_json is not None and slow.request_json is None
+    assert isinstance(odd["body"]["messages"], list)  # listed once: what goes upstream still has it
+    assert json.loads(fast._check_bytes()) == json.loads(slow._check_bytes()) == {
+        "provider": "openai", "model": "gpt-4o", "mode": "default", "path": "sdk", "agent": "units-body",
+        "request": plain["body"]}
+    for call in (fast, slow):
+        call.check()
+        assert call.reservation_id is not None
+        call.report(None, 200, "ok")
+    assert flush()
+    rows = use_daemon.rows("units-body", 2)
+    assert len(rows) == 2 and rows[0]["reserved_nanousd"] == rows[1]["reserved_nanousd"] > 0
+

@@ -302,3 +302,61 @@ def test_extra_left_alone_when_the_sdk_has_its_own() -> None:
     _wrap_method(r, "create")
     assert r.create(model="m", extra={"agent": "a"}) == "m"
     assert seen["extra"] == {"agent": "a"}
+
+
+def test_check_carries_the_request_body(use_daemon: Daemon, fake: Fake, agent: str) -> None:
+    """The daemon reserves from the body the wrapper sends with the check: the same call with a
+    larger max_tokens reserves exactly that many more output tokens (gpt-4o: $10 / M output)."""
+    _, client = clients(fake, agent=agent)
+    for max_tokens in (50, 5050):
+        client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=max_tokens)
+    small, large = use_daemon.rows(agent, 2)
+    assert large["reserved_nanousd"] - small["reserved_nanousd"] == 5000 * 10_000
+
+
+def test_async_azure_client(use_daemon: Daemon, fake: Fake, agent: str) -> None:
+    u1, u2 = "15,7,5,0,0", "16,8,0,0,2"
+
+    async def main() -> None:
+        azure = openai.AsyncAzureOpenAI(api_key="k", api_version="2024-10-21", azure_endpoint=fake.url,
+                                        max_retries=0)
+        client = spendwall.openai.wrap(azure, agent=agent)
+        res = await client.chat.completions.create(model="gpt-4o", messages=MSG, extra_headers={"x-fake-usage": u1})
+        assert res.usage.prompt_tokens == 20
+        stream = await client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True,
+                                                      extra_headers={"x-fake-usage": u2})
+        assert type(stream) is openai.AsyncStream
+        assert all(c.choices for c in [c async for c in stream])  # the injected usage chunk is hidden
+        await client.close()
+
+    asyncio.run(main())
+    assert all("/openai/deployments/" in r["path"] for r in fake.requests())
+    rows = use_daemon.rows(agent, 2)
+    assert [usage_of(r) for r in rows] == [expected(u1, "openai"), expected(u2, "openai")]
+
+
+def test_async_abandoned_stream_reported_partial_with_estimate(use_daemon: Daemon, fake: Fake, agent: str) -> None:
+    """An async stream closed early: outcome `partial`, output estimated from the text received."""
+    from spendwall._usage import estimate_tokens
+
+    received: List[str] = []
+
+    async def main() -> None:
+        client = spendwall.openai.wrap(openai.AsyncOpenAI(api_key="sk-fake", base_url=fake.url + "/v1",
+                                                          max_retries=0), agent=agent)
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=MSG, stream=True,
+            extra_headers={"x-fake-scenario": "slow-stream", "x-fake-delay-ms": "20"})
+        async for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+            if len(received) == 2:
+                break
+        await stream.close()
+        await client.close()
+
+    asyncio.run(main())
+    text = "".join(received)
+    assert text  # the caller saw some text before giving up
+    [row] = use_daemon.rows(agent, 1)
+    assert row["outcome"] == "partial"
+    assert row["output_tokens"] == estimate_tokens(text) and row["input_tokens"] > 0

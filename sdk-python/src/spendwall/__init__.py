@@ -4,13 +4,14 @@
     client = spendwall.openai.wrap(openai.OpenAI(), agent="reviewer")
 
 Every call is checked against your caps before it goes upstream and its real usage is
-reported to the daemon's ledger. See README.md for options, environment and fail modes."""
+reported to the daemon's ledger, in the background (`spendwall.flush()` waits for it). See
+README.md for options, environment and fail modes."""
 from __future__ import annotations
 
 from ._config import Settings, configure
 from ._context import attribution, tags
 from ._errors import ApprovalDenied, BudgetExceeded, DaemonUnavailable, Killed, SpendwallError
-from ._helpers import estimate, health, remaining, replay_spool, snapshot
+from ._helpers import estimate, flush, health, remaining, replay_spool, snapshot
 from ._spool import SpoolFull
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "attribution",
     "configure",
     "estimate",
+    "flush",
     "health",
     "remaining",
     "replay_spool",

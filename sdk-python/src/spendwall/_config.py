@@ -7,7 +7,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-__all__ = ["Settings", "configure", "settings", "default_socket_path", "default_data_dir"]
+from ._daemonconfig import default_config_dir
+
+__all__ = ["Settings", "configure", "settings", "default_socket_path", "default_data_dir", "default_config_dir"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -36,8 +38,10 @@ class Settings:
 
     socket_path: Optional[str] = None
     data_dir: Optional[str] = None
+    config_dir: Optional[str] = None  # the daemon's: where its spendwall.toml ([policy]) lives
     strict: Optional[bool] = None
-    timeout: float = 30.0  # seconds for a daemon answer (a check may wait for an approval)
+    # seconds for a daemon answer; a check waits at least the daemon's approval_timeout + 30 s
+    timeout: float = 30.0
     connect_timeout: float = 1.0
     spool_max_bytes: int = 64 * 1024 * 1024
     agent: Optional[str] = None
@@ -51,6 +55,9 @@ class Settings:
 
     def resolved_data_dir(self) -> str:
         return self.data_dir or default_data_dir()
+
+    def resolved_config_dir(self) -> str:
+        return self.config_dir or default_config_dir()
 
     def resolved_strict(self) -> bool:
         if self.strict is not None:
@@ -67,7 +74,7 @@ _generation = 0
 
 
 def configure(**options: Any) -> Settings:
-    """Sets process-wide options: socket_path, data_dir, strict, timeout, connect_timeout,
+    """Sets process-wide options: socket_path, data_dir, config_dir, strict, timeout, connect_timeout,
     spool_max_bytes, agent, tags, session. Passing None resets an option to its default."""
     global _settings, _generation
     known = set(Settings.__dataclass_fields__)

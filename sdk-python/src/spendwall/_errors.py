@@ -9,6 +9,7 @@ __all__ = [
     "Killed",
     "ApprovalDenied",
     "DaemonUnavailable",
+    "REASONS",
     "error_from_body",
 ]
 
@@ -73,10 +74,44 @@ class ApprovalDenied(SpendwallError):
     code = "approval_denied"
 
 
+#: Why a `DaemonUnavailable` was raised (its `reason`):
+#: - "unreachable": nothing reached the daemon (no socket, connection refused, a connect
+#:   timeout, the connection lost before the request was written). With "server_error", the
+#:   only case where the default fail-open mode lets a call go through.
+#: - "server_error": the daemon answered 5xx without saying the call must fail closed.
+#: - "fail_closed": the daemon refused the call (HTTP 503 with `"fail_closed": true`: its ledger
+#:   cannot record spend and the call must fail closed). Raised in every mode.
+#: - "timeout": the request was sent and no answer came in time (for a check: not even past the
+#:   daemon's own approval timeout). Raised in every mode: the daemon may be holding the call
+#:   for a person's approval.
+#: - "connection_lost": the daemon closed the connection after the request was sent, before
+#:   answering. Raised in every mode.
+REASONS = ("unreachable", "server_error", "fail_closed", "timeout", "connection_lost")
+FAIL_OPEN_REASONS = frozenset({"unreachable", "server_error"})
+
+
 class DaemonUnavailable(SpendwallError):
-    """The daemon could not be reached (raised only in strict mode, before anything goes upstream)."""
+    """The daemon could not be reached or could not decide (daemon code `unavailable`).
+
+    Before a call it is raised, before anything is sent upstream: in strict mode (or when the
+    daemon's spendwall.toml says `fail_mode = "closed"`) whenever the daemon cannot be reached;
+    and in every mode when the daemon refused the call as fail-closed, or took the check and
+    never answered it (`reason`: see `REASONS`). Otherwise, in the default fail-open mode, the
+    call goes through and its report is spooled."""
 
     code = "unavailable"
+
+    def __init__(self, message: str, *, reason: Optional[str] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        if reason is None:
+            err = self.body.get("error")
+            reason = "fail_closed" if isinstance(err, dict) and err.get("fail_closed") is True else "unreachable"
+        self.reason: str = reason
+
+    @property
+    def fail_open(self) -> bool:
+        """Whether a call in the default fail-open mode may go through after this failure."""
+        return self.reason in FAIL_OPEN_REASONS
 
 
 _BY_CODE: Dict[str, Type[SpendwallError]] = {

@@ -1,13 +1,13 @@
 """`remaining()`, `estimate()`, `snapshot()`, `health()`, `replay_spool()`: the socket API's
-read side, for agents that want to plan their spend."""
+read side, for agents that want to plan their spend; and `flush()` (the background reports)."""
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Union
 
-from ._core import runtime
+from ._core import flush, runtime
 from ._errors import error_from_body
 
-__all__ = ["remaining", "estimate", "snapshot", "health", "replay_spool"]
+__all__ = ["remaining", "estimate", "snapshot", "health", "replay_spool", "flush"]
 
 
 def _get(path: str) -> Dict[str, Any]:
@@ -18,7 +18,11 @@ def _get(path: str) -> Dict[str, Any]:
 
 
 def snapshot() -> Dict[str, Any]:
-    """`GET /v1/policy/snapshot`: every cap with spent, reserved and remaining per key."""
+    """`GET /v1/policy/snapshot`: every cap with spent, reserved and remaining per key. Reports
+    of this process's finished calls are sent first (they go in the background), so their
+    reservations are settled to their real cost in what it shows."""
+    rt = runtime()
+    flush(rt.settings.timeout)
     return _get("/v1/policy/snapshot")
 
 

@@ -13,6 +13,7 @@ import inspect
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from . import _config, _context
+from ._client import _ENCODE
 from ._core import Call
 from ._streams import StreamTracker, hook_async_stream, hook_sync_stream
 from ._usage import Usage, estimate_tokens, get, normalize_anthropic, normalize_openai
@@ -76,11 +77,33 @@ class _State:
     def __init__(self, provider: str, defaults: Dict[str, Any]) -> None:
         self.provider = provider
         self.defaults = defaults
+        self._base: Optional[Tuple[int, Dict[str, Any], Dict[str, Any]]] = None
 
     def attribution(self, captured: Dict[str, Any]) -> Dict[str, Any]:
-        s = _config.settings()
-        base = _context.merge({}, {"agent": s.agent, "tags": s.tags, "session": s.session})
-        return _context.merge(_context.merge(base, self.defaults), captured)
+        """configure()'s defaults, then wrap()'s, then the call's own (never mutated: a Call
+        copies what it keeps)."""
+        gen = _config.generation()
+        cached = self._base
+        if cached is None or cached[0] != gen or cached[1] is not self.defaults:
+            s = _config.settings()
+            base = _context.merge({}, {"agent": s.agent, "tags": s.tags, "session": s.session})
+            cached = self._base = (gen, self.defaults, _context.merge(base, self.defaults))
+        return _context.merge(cached[2], captured) if captured else cached[2]
+
+
+_STREAM_TYPES: Dict[type, bool] = {}
+
+
+def _is_stream(result: Any) -> bool:
+    """Whether `_post` returned the provider SDK's stream object (`Stream`, `AsyncStream`). The
+    type is looked at once (reading a missing attribute of a pydantic model is slow)."""
+    t = type(result)
+    streamy = _STREAM_TYPES.get(t)
+    if streamy is None:
+        streamy = hasattr(t, "close") and (hasattr(t, "__next__") or hasattr(t, "__anext__"))
+        if len(_STREAM_TYPES) < 256:
+            _STREAM_TYPES[t] = streamy
+    return streamy and hasattr(result, "_iterator")
 
 
 def _normalize(provider: str, usage: Any) -> Optional[Usage]:
@@ -110,7 +133,18 @@ def _error_status(exc: BaseException) -> Optional[int]:
 
 
 def _prepare(state: _State, endpoint: str, kwargs: Dict[str, Any], captured: Dict[str, Any]) -> Tuple[Call, bool]:
-    body, plain = _materialize(kwargs.get("body"))
+    body = kwargs.get("body")
+    request_json: Optional[str] = None
+    if type(body) is dict:
+        # the common case: the provider SDK already turned the body into JSON types; it is
+        # encoded once, here, and that text goes into the check as is
+        try:
+            request_json = _ENCODE(body)
+            plain: Dict[str, Any] = body
+        except (TypeError, ValueError):
+            request_json = None
+    if request_json is None:
+        body, plain = _materialize(body)
     stream = bool(kwargs.get("stream")) or bool(plain.get("stream"))
     hide = False
     if state.provider == "openai" and stream and endpoint in ("/chat/completions", "/completions"):
@@ -123,7 +157,7 @@ def _prepare(state: _State, endpoint: str, kwargs: Dict[str, Any], captured: Dic
             body["stream_options"] = new_so
     if isinstance(body, Mapping):
         kwargs["body"] = body
-    call = Call(state.provider, str(plain.get("model") or ""), plain, state.attribution(captured))
+    call = Call(state.provider, str(plain.get("model") or ""), plain, state.attribution(captured), request_json)
     return call, hide
 
 
@@ -145,7 +179,7 @@ def _wrap_post(resource: Any, state: _State, endpoints: Iterable[str], is_async:
             except BaseException as exc:
                 call.report(None, _error_status(exc), "error" if isinstance(exc, Exception) else "disconnected")
                 raise
-            if hasattr(result, "_iterator") and hasattr(result, "close"):
+            if _is_stream(result):
                 hook_sync_stream(result, StreamTracker(call, endpoint, hide))
             else:
                 usage, outcome = _result_usage(state.provider, result, call.request or {})
@@ -164,7 +198,7 @@ def _wrap_post(resource: Any, state: _State, endpoints: Iterable[str], is_async:
             except BaseException as exc:
                 await call.areport(None, _error_status(exc), "error")
                 raise
-            if hasattr(result, "_iterator") and hasattr(result, "close"):
+            if _is_stream(result):
                 hook_async_stream(result, StreamTracker(call, endpoint, hide))
             else:
                 usage, outcome = _result_usage(state.provider, result, call.request or {})
