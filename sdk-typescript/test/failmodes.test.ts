@@ -280,9 +280,11 @@ test('the daemon refuses checks as fail-closed while its ledger cannot write: Da
     // a call checked before the ledger is locked, whose report comes while it is: the report
     // waits out SQLite's busy timeout, is refused (503) and spooled, and the daemon's ledger
     // writer is failing from then on
-    const first = chat(f, { 'x-fake-usage': '7,3,0,0,0', 'x-fake-delay-ms': '300' }).then((r) => r.json());
+    // (held at the fake until the lock is taken, however long that takes on a busy machine)
+    const first = chat(f, { 'x-fake-usage': '7,3,0,0,0', 'x-fake-gate': 'ledger-locked' }).then((r) => r.json());
     await waitUntil(async () => (await fake.calls()).length === 1, 'the first call upstream');
     lock = await LedgerLock.hold(daemon.database);
+    await fake.release('ledger-locked');
     await first;
     await sw.flush();
     const spooled = spoolLines(dataDir);

@@ -20,6 +20,22 @@ export type Outcome = 'ok' | 'error' | 'partial' | 'disconnected' | 'killed';
  */
 const FAIL_OPEN: ReadonlySet<UnavailableReason> = new Set<UnavailableReason>(['unreachable', 'server_error']);
 
+/** The attribution's members of a check body, per attribution object (calls share one until a block or header adds to it). */
+const attributionJSONs = new WeakMap<Attribution, string>();
+
+/** `,"agent":...,"tags":{...},"session":...` for the members that are set (attributions are never changed once made). */
+export function attributionJSON(a: Attribution): string {
+  let s = attributionJSONs.get(a);
+  if (s === undefined) {
+    s = '';
+    if (a.agent !== undefined) s += `,"agent":${JSON.stringify(a.agent)}`;
+    if (a.tags && Object.keys(a.tags).length) s += `,"tags":${JSON.stringify(a.tags)}`;
+    if (a.session !== undefined) s += `,"session":${JSON.stringify(a.session)}`;
+    attributionJSONs.set(a, s);
+  }
+  return s;
+}
+
 export class Call {
   reservationId: string | undefined;
   /**
@@ -55,11 +71,7 @@ export class Call {
 
   /** The check body as JSON text; the request body is spliced in as the caller wrote it. */
   private checkJSON(): string {
-    const a = this.attribution;
-    let s = `{"provider":"${this.provider}","model":${JSON.stringify(this.model)},"mode":"${this.mode}","path":"sdk"`;
-    if (a.agent !== undefined) s += `,"agent":${JSON.stringify(a.agent)}`;
-    if (a.tags && Object.keys(a.tags).length) s += `,"tags":${JSON.stringify(a.tags)}`;
-    if (a.session !== undefined) s += `,"session":${JSON.stringify(a.session)}`;
+    let s = `{"provider":"${this.provider}","model":${JSON.stringify(this.model)},"mode":"${this.mode}","path":"sdk"${attributionJSON(this.attribution)}`;
     if (this.requestText !== undefined) s += `,"request":${this.requestText}`;
     return s + '}';
   }
@@ -68,7 +80,7 @@ export class Call {
     const a = this.attribution;
     const p: JsonObject = { provider: this.provider, model: this.model, mode: this.mode, path: 'sdk' };
     if (a.agent !== undefined) p.agent = a.agent;
-    if (a.tags && Object.keys(a.tags).length) p.tags = a.tags;
+    if (a.tags && Object.keys(a.tags).length) p.tags = { ...a.tags }; // the attribution may be shared by calls
     if (a.session !== undefined) p.session = a.session;
     if (this.request !== undefined) p.request = this.request;
     return p;

@@ -65,12 +65,29 @@ function urlOf(input: RequestInfo | URL): string {
 
 type HeaderPairs = [string, string][];
 
+/** Headers given as a plain object (not a `Headers`, an array or another iterable). */
+function isPlainHeaders(h: HeadersInit): h is Record<string, string> {
+  return !(typeof Headers !== 'undefined' && h instanceof Headers) && !Array.isArray(h) && typeof (h as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function';
+}
+
+/** Whether a plain object of headers holds an `x-spendwall-*` header (or a Content-Length to drop). */
+function hasOwnHeaders(h: Record<string, string | undefined>, dropContentLength: boolean): boolean {
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (v === undefined || v === null) continue;
+    const lower = k.toLowerCase();
+    if (lower.startsWith(PREFIX) || (dropContentLength && lower === 'content-length')) return true;
+  }
+  return false;
+}
+
 /**
  * Finds and removes `x-spendwall-*` headers. Returns undefined when there are none (the headers
  * are then forwarded as they are), else the found values and the headers without them.
  */
 function takeHeaders(h: HeadersInit | undefined, dropContentLength: boolean): { found: Record<string, string>; rest: HeadersInit } | undefined {
   if (h === undefined || h === null) return undefined;
+  if (isPlainHeaders(h) && !hasOwnHeaders(h, dropContentLength)) return undefined; // the usual case, without copying
   const found: Record<string, string> = {};
   let any = false;
   let hasLength = false;
@@ -138,8 +155,11 @@ function headerAttribution(found: Record<string, string>): Attribution {
 
 const textDecoder = new TextDecoder();
 
-/** The request body as text when it can be read without consuming it. */
-async function bodyText(input: RequestInfo | URL, init: RequestInit | undefined): Promise<string | undefined> {
+/**
+ * The request body as text when it can be read without consuming it: at once for a body given
+ * in `init` (no turn of the event loop), a promise for a `Request`'s own body.
+ */
+function bodyText(input: RequestInfo | URL, init: RequestInit | undefined): string | undefined | Promise<string> {
   const body = init?.body;
   if (body !== undefined && body !== null) {
     if (typeof body === 'string') return body;
@@ -174,6 +194,11 @@ function rebuild(upstream: Response, body: BodyInit | null): Response {
   return res;
 }
 
+/** Resolves on the next turn of the event loop (after I/O callbacks already due). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function usageOfJSON(call: Call, text: string): Usage {
   try {
     const parsed = JSON.parse(text) as JsonObject;
@@ -185,20 +210,24 @@ function usageOfJSON(call: Call, text: string): Usage {
   return { input_tokens: call.estimatedInput(), output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, reasoning_tokens: 0 };
 }
 
-/** Resolved settings and runtime, redone when `configure()` is called. */
+/**
+ * Resolved settings and runtime, and the attribution of `configure()` merged with the fetch's
+ * own: redone when `configure()` is called, not on every call.
+ */
 class Resolver {
   private gen = -1;
-  private settings!: Settings;
-  private rt!: Runtime;
-  constructor(private readonly options: SpendwallOptions) {}
-  get(): { settings: Settings; rt: Runtime } {
+  private resolved!: { settings: Settings; rt: Runtime; attribution: Attribution };
+  constructor(private readonly options: SpendwallOptions, private readonly own: Attribution) {}
+  get(): { settings: Settings; rt: Runtime; attribution: Attribution } {
     const g = configGeneration();
     if (g !== this.gen) {
-      this.settings = resolveSettings(this.options);
-      this.rt = runtimeFor(this.settings);
+      const settings = resolveSettings(this.options);
+      const c = configuredOptions();
+      const attribution = mergeAttribution(mergeAttribution({}, { agent: c.agent, tags: c.tags, session: c.session }), this.own);
+      this.resolved = { settings, rt: runtimeFor(settings), attribution };
       this.gen = g;
     }
-    return { settings: this.settings, rt: this.rt };
+    return this.resolved;
   }
 }
 
@@ -220,7 +249,7 @@ export function spendwallFetch(options: SpendwallFetchOptions = {}): FetchLike {
   checkOptionKeys(daemonOptions, 'spendwallFetch');
   if (inner !== undefined && typeof inner !== 'function') throw new TypeError('spendwallFetch: fetch must be a function');
   const ownAttribution = mergeAttribution(undefined, { agent: options.agent, tags: options.tags, session: options.session }, 'spendwallFetch');
-  const resolver = new Resolver(daemonOptions);
+  const resolver = new Resolver(daemonOptions, ownAttribution);
   const base = (): FetchLike => {
     const f = inner ?? (globalThis as { fetch?: FetchLike }).fetch;
     if (typeof f !== 'function') throw new SpendwallError('spendwallFetch: no fetch to wrap (Node >= 18 has a global fetch; or pass options.fetch)', { code: 'no_fetch' });
@@ -247,8 +276,9 @@ export function spendwallFetch(options: SpendwallFetchOptions = {}): FetchLike {
       return fetchImpl(new Request(input as Request, { headers: taken.rest }), init);
     }
 
-    const { settings, rt } = resolver.get();
-    const text = await bodyText(input, init);
+    const { settings, rt, attribution: baseAttribution } = resolver.get();
+    const read = bodyText(input, init);
+    const text = typeof read === 'object' ? await read : read;
     let request: JsonObject | undefined;
     if (text !== undefined) {
       try {
@@ -272,10 +302,10 @@ export function spendwallFetch(options: SpendwallFetchOptions = {}): FetchLike {
     }
 
     const taken = takeHeaders(useInit ? init?.headers : (input as Request).headers, forwardBody !== undefined);
-    const c = configuredOptions();
-    let attribution = mergeAttribution({}, { agent: c.agent, tags: c.tags, session: c.session });
-    attribution = mergeAttribution(attribution, ownAttribution);
-    attribution = mergeAttribution(attribution, currentAttribution());
+    // configure() < the fetch's options < withAttribution() blocks < x-spendwall-* headers
+    let attribution = baseAttribution; // shared by the calls: never changed (merges copy it)
+    const scoped = currentAttribution();
+    if (scoped) attribution = mergeAttribution(attribution, scoped);
     if (taken) attribution = mergeAttribution(attribution, headerAttribution(taken.found), 'x-spendwall headers');
 
     let model = typeof request?.model === 'string' ? request.model : '';
@@ -323,10 +353,12 @@ export function spendwallFetch(options: SpendwallFetchOptions = {}): FetchLike {
       return upstream;
     }
     // a JSON answer: the caller gets the provider's Response itself; a clone of its body is read
-    // on the side for the usage, and the report goes out once the caller has had its answer
+    // on the side for the usage — from the next turn of the event loop, so that the caller reads
+    // and parses its answer first (the clone keeps what arrives meanwhile) — and the report
+    // goes out once the caller has had its answer
     const copy = upstream.clone();
     rt.track(
-      copy.arrayBuffer().then(
+      nextTurn().then(() => copy.arrayBuffer()).then(
         (bytes) => call.reportSoon(() => usageOfJSON(call, textDecoder.decode(bytes)), upstream.status, 'ok'),
         (e) => call.reportSoon(undefined, upstream.status, isAbort(e, init) ? 'disconnected' : 'error'),
       ),

@@ -16,6 +16,13 @@ export interface ReplayCounts {
   pending: number;
 }
 
+/**
+ * How often, at most, a call the daemon answered looks at the spool file for reports to replay
+ * (other processes may spool into it too); right after this process spooled a report it looks
+ * at once. The Python SDK does the same. A knob for tests.
+ */
+export const spoolLook = { intervalMs: 1_000 };
+
 export function warn(message: string): void {
   process.emitWarning(message, { type: 'SpendwallWarning' });
 }
@@ -27,6 +34,10 @@ export class Runtime {
   readonly checkOptions: RequestOptions;
   private readonly background = new Set<Promise<unknown>>();
   private replaying: Promise<ReplayCounts> | null = null;
+  /** This process spooled a report since the spool file was last looked at. */
+  private spooled = false;
+  /** `performance.now()` of the last look at the spool file (see `spoolLook`). */
+  private lastSpoolLook = -Infinity;
 
   constructor(readonly settings: Settings) {
     this.transport = settings.transport ?? new UnixTransport(settings.socketPath, settings.timeout, settings.connectTimeout);
@@ -49,7 +60,11 @@ export class Runtime {
   }
 
   spoolReport(item: JsonObject): Promise<boolean> {
-    return this.spool.append(item);
+    this.spooled = true;
+    return this.spool.append(item).then((ok) => {
+      this.spooled = true; // written now: the next answered check looks at once
+      return ok;
+    });
   }
 
   /** Replays the spool through POST /v1/reports; rejects with DaemonUnavailableError if it cannot. */
@@ -73,10 +88,19 @@ export class Runtime {
     });
   }
 
-  /** The daemon answered: if the spool holds reports, replay them in the background. */
+  /**
+   * The daemon answered: if the spool holds reports, replay them in the background. The spool
+   * file is looked at once per `spoolLook.intervalMs` at most, and at once after this process
+   * spooled a report (a stat of the file on every call would cost each call a system call).
+   */
   maybeReplay(): void {
-    if (this.replaying || this.spool.size() === 0) return;
-    this.track(this.replayNow().catch(() => undefined)); // a failed replay is retried on the next contact
+    if (this.replaying) return;
+    const now = performance.now();
+    if (!this.spooled && now - this.lastSpoolLook < spoolLook.intervalMs) return;
+    this.lastSpoolLook = now;
+    this.spooled = false;
+    if (this.spool.size() === 0) return;
+    this.track(this.replayNow().catch(() => undefined)); // a failed replay is retried at a later look
   }
 }
 

@@ -61,12 +61,31 @@ class ConnectionLost extends Error {
   }
 }
 
+/** The request's time limit passed without an answer (the connection is destroyed). */
+class TimedOut extends Error {
+  constructor(readonly totalMs: number) {
+    super(`no answer within ${totalMs} ms`);
+  }
+}
+
+interface Answer {
+  status: number;
+  body: NodeBuffer;
+  close: boolean;
+}
+
 interface Waiter {
-  resolve(r: { status: number; body: NodeBuffer; close: boolean }): void;
+  resolve(r: Answer): void;
   reject(e: Error): void;
 }
 
-/** One keep-alive connection; one request at a time. */
+type Timer = { unref(): void };
+
+/**
+ * One keep-alive connection; one request at a time. A request's time limit is kept by one
+ * unref'd timer per connection, armed once and moved on only when it fires (no timer per
+ * request): the socket, ref'd while a request waits, keeps the process alive meanwhile.
+ */
 class Connection {
   used = false;
   dead = false;
@@ -74,6 +93,15 @@ class Connection {
   private waiter: Waiter | null = null;
   private gotBytes = false;
   private written = false;
+  private readonly onWritten = (err?: Error | null): void => {
+    if (!err) this.written = true;
+  };
+  // the time limit of the request waiting (see roundtrip)
+  private timer: Timer | null = null;
+  private startedAt = 0;
+  private deadline = 0;
+  private limit = 0;
+  private extend: (() => number) | undefined;
 
   constructor(readonly sock: net.Socket) {
     sock.on('data', (d) => this.onData(d));
@@ -81,20 +109,65 @@ class Connection {
     sock.on('close', () => this.fail(new ConnectionLost('the daemon closed the connection', !this.gotBytes, this.written)));
   }
 
-  roundtrip(request: string): Promise<{ status: number; body: NodeBuffer; close: boolean }> {
+  /**
+   * Sends one request and resolves with its answer. Rejects with `TimedOut` when `timeoutMs`
+   * pass without an answer — unless `extendTimeout` then gives a longer total limit (from the
+   * request's start), which is waited out first.
+   */
+  roundtrip(request: string, timeoutMs: number, extendTimeout?: () => number): Promise<Answer> {
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
       this.gotBytes = false;
       this.written = false;
+      this.startedAt = Date.now();
+      this.deadline = this.startedAt + timeoutMs;
+      this.limit = timeoutMs;
+      this.extend = extendTimeout;
+      if (this.timer === null) this.arm(timeoutMs);
       this.sock.ref();
-      this.sock.write(request, (err?: Error | null) => {
-        if (!err) this.written = true;
-      });
+      this.sock.write(request, this.onWritten);
     });
+  }
+
+  private arm(ms: number): void {
+    const t = setTimeout(this.onTimer, ms) as unknown as Timer;
+    t.unref();
+    this.timer = t;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    if (!this.waiter || this.dead) return; // answered meanwhile: nothing to time
+    const now = Date.now();
+    if (now < this.deadline) {
+      this.arm(this.deadline - now); // armed by an earlier request: this one's limit is later
+      return;
+    }
+    // at the time limit, a request that may wait longer (a check held for an approval) is given
+    // what is left of its longer limit
+    const total = this.extend ? Math.max(this.limit, this.extend()) : this.limit;
+    const left = total - (now - this.startedAt);
+    if (left > 0 && total > this.limit) {
+      this.deadline = now + left;
+      this.arm(left);
+      return;
+    }
+    const w = this.waiter;
+    this.waiter = null;
+    this.destroy();
+    w.reject(new TimedOut(total));
+  };
+
+  private disarm(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer as unknown as number);
+      this.timer = null;
+    }
   }
 
   private fail(err: Error): void {
     this.dead = true;
+    this.disarm();
     const w = this.waiter;
     this.waiter = null;
     if (w) w.reject(err);
@@ -124,22 +197,26 @@ class Connection {
     const end = buf.indexOf(CRLFCRLF);
     if (end < 0) return undefined;
     const head = buf.toString('latin1', 0, end);
-    const lines = head.split('\r\n');
-    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
-    if (!m) throw new Error(`bad status line ${JSON.stringify(lines[0].slice(0, 80))}`);
+    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(head);
+    if (!m) {
+      const eol = head.indexOf('\r\n');
+      throw new Error(`bad status line ${JSON.stringify((eol < 0 ? head : head.slice(0, eol)).slice(0, 80))}`);
+    }
     const status = Number(m[2]);
     let close = m[1] === '0';
     let length = -1;
     let chunked = false;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(':');
-      if (colon < 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (name === 'content-length') length = Number(value);
-      else if (name === 'transfer-encoding') chunked = value.toLowerCase().includes('chunked');
-      else if (name === 'connection') close = value.toLowerCase() === 'close';
+    // the header lines, walked in place (the status line is the first line)
+    for (let eol = head.indexOf('\r\n'); eol >= 0; ) {
+      const start = eol + 2;
+      eol = head.indexOf('\r\n', start);
+      const lineEnd = eol < 0 ? head.length : eol;
+      const colon = head.indexOf(':', start);
+      if (colon < 0 || colon > lineEnd) continue;
+      const name = head.slice(start, colon).trim().toLowerCase();
+      if (name === 'content-length') length = Number(head.slice(colon + 1, lineEnd).trim());
+      else if (name === 'transfer-encoding') chunked = head.slice(colon + 1, lineEnd).trim().toLowerCase().includes('chunked');
+      else if (name === 'connection') close = head.slice(colon + 1, lineEnd).trim().toLowerCase() === 'close';
     }
     const start = end + 4;
     if (chunked) {
@@ -170,6 +247,7 @@ class Connection {
 
   destroy(): void {
     this.dead = true;
+    this.disarm();
     this.sock.destroy();
   }
 }
@@ -206,12 +284,13 @@ export class UnixTransport implements Transport {
     });
   }
 
-  private async borrow(): Promise<Connection> {
+  /** An idle connection still open, if there is one. */
+  private borrowIdle(): Connection | undefined {
     while (this.idle.length) {
       const c = this.idle.pop()!;
       if (!c.dead && !c.sock.destroyed) return c;
     }
-    return this.connect();
+    return undefined;
   }
 
   private giveBack(c: Connection): void {
@@ -234,37 +313,19 @@ export class UnixTransport implements Transport {
       `Content-Type: application/json\r\nAccept: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`;
     for (let attempt = 0; ; attempt++) {
-      const conn = await this.borrow();
+      const conn = this.borrowIdle() ?? (await this.connect());
       const reused = conn.used;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const started = Date.now();
       try {
-        const answer = await Promise.race([
-          conn.roundtrip(request),
-          new Promise<never>((_, reject) => {
-            // at the timeout, a request that may wait longer (a check held for an approval) is
-            // given what is left of its longer limit
-            const onTimer = () => {
-              const total = options?.extendTimeout ? Math.max(this.timeout, options.extendTimeout()) : this.timeout;
-              const left = total - (Date.now() - started);
-              if (left > 0 && total > this.timeout) {
-                timer = setTimeout(onTimer, left);
-                return;
-              }
-              conn.destroy();
-              reject(new DaemonUnavailableError(`spendwall daemon at ${this.path} did not answer ${method} ${path} within ${total} ms`, { reason: 'timeout' }));
-            };
-            timer = setTimeout(onTimer, this.timeout);
-          }),
-        ]);
-        clearTimeout(timer);
+        const answer = await conn.roundtrip(request, this.timeout, options?.extendTimeout);
         conn.used = true;
         if (answer.close) conn.destroy();
         else this.giveBack(conn);
         return decode(answer.status, answer.body);
       } catch (e) {
-        clearTimeout(timer);
         conn.destroy();
+        if (e instanceof TimedOut) {
+          throw new DaemonUnavailableError(`spendwall daemon at ${this.path} did not answer ${method} ${path} within ${e.totalMs} ms`, { reason: 'timeout' });
+        }
         if (e instanceof ConnectionLost) {
           // an idle keep-alive connection the daemon had closed: one retry on a fresh one
           if (reused && e.beforeAnswer && attempt === 0) continue;

@@ -217,6 +217,11 @@ export class Fake {
     await fetch(`${this.url}/_fake/reset`, { method: 'POST' });
   }
 
+  /** Answers the calls held by `x-fake-gate: <gate>` (and lets later ones through). */
+  async release(gate: string): Promise<void> {
+    await fetch(`${this.url}/_fake/release?gate=${encodeURIComponent(gate)}`, { method: 'POST' });
+  }
+
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
