@@ -16,6 +16,8 @@ final class DaemonMetrics: Sendable {
     private let eventsDropped: Counter
     private let reservationsInFlight: Gauge
     private let eventSubscribers: Gauge
+    /// One counter per decision, made once (a check should not look its counter up).
+    private let decisions: [String: Counter]
 
     init() {
         checkDuration = registry.makeDurationHistogram(
@@ -44,6 +46,13 @@ final class DaemonMetrics: Sendable {
                 "reservations_in_flight", "", "Reservations taken by checks and not yet reported"))
         eventSubscribers = registry.makeGauge(
             descriptor: Self.name("event_subscribers", "", "Connected /v1/events subscribers"))
+        var decisions: [String: Counter] = [:]
+        for decision in ["allow", "block", "killed", "approval_denied"] {
+            decisions[decision] = registry.makeCounter(
+                descriptor: Self.name("decisions", "total", "Check decisions by outcome"),
+                labels: [("decision", decision)])
+        }
+        self.decisions = decisions
     }
 
     /// `spendwall_<metric>_<unit>` with its help text.
@@ -53,10 +62,7 @@ final class DaemonMetrics: Sendable {
 
     /// A check's decision: allow, block, killed or approval_denied.
     func decided(_ decision: String) {
-        registry.makeCounter(
-            descriptor: Self.name("decisions", "total", "Check decisions by outcome"),
-            labels: [("decision", decision)]
-        ).increment()
+        decisions[decision]?.increment()
     }
 
     func checkTook(_ duration: Swift.Duration) { checkDuration.record(duration) }
