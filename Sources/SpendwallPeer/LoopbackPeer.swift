@@ -17,7 +17,7 @@ public struct LoopbackPeer: Sendable {
     /// `serverPort`, or nil when it cannot be found (the process is gone, or not visible).
     public func owner(clientPort: Int, serverPort: Int) -> (pid: Int32, uid: UInt32)? {
         guard let (inode, uid) = socket(clientPort: clientPort, serverPort: serverPort),
-            let pid = process(holding: inode)
+            let pid = process(holding: inode, uid: uid)
         else { return nil }
         return (pid, uid)
     }
@@ -43,19 +43,35 @@ public struct LoopbackPeer: Sendable {
         return Int(field[field.index(after: colon)...], radix: 16)
     }
 
-    /// The first process with `inode` among its open files.
-    func process(holding inode: UInt64) -> Int32? {
+    /// The process with `inode` among its open files, newest first (a client that just
+    /// connected is usually a recent process). Only processes of the socket's owner are looked
+    /// at, read with readdir/readlink: this runs once per connection, before its first request.
+    func process(holding inode: UInt64, uid: UInt32? = nil) -> Int32? {
         let target = "socket:[\(inode)]"
-        let me = getuid()
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return nil }
-        for entry in entries {
-            guard let pid = Int32(entry) else { continue }
-            var info = stat()
-            guard stat("\(procRoot)/\(entry)", &info) == 0, info.st_uid == me || me == 0 else { continue }
-            let fdDirectory = "\(procRoot)/\(entry)/fd"
-            guard let fds = try? FileManager.default.contentsOfDirectory(atPath: fdDirectory) else { continue }
-            for fd in fds where readSymbolicLink("\(fdDirectory)/\(fd)") == target { return pid }
+        for pid in Self.entries(of: procRoot).compactMap(Int32.init).sorted(by: >) {
+            if let uid {
+                var info = stat()
+                guard stat("\(procRoot)/\(pid)", &info) == 0, info.st_uid == uid else { continue }
+            }
+            let fdDirectory = "\(procRoot)/\(pid)/fd"
+            for fd in Self.entries(of: fdDirectory) where readSymbolicLink("\(fdDirectory)/\(fd)") == target {
+                return pid
+            }
         }
         return nil
+    }
+
+    /// The names in a directory (without `.` and `..`); empty when it cannot be read.
+    static func entries(of directory: String) -> [String] {
+        guard let handle = opendir(directory) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 }
