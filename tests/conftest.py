@@ -19,7 +19,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FAKE_SERVER = REPO / "tests" / "fake_provider" / "server.py"
+sys.path.insert(0, str(REPO))
+from tests.fake_provider.process import Fake  # noqa: E402  (the shared fake, re-exported to the suites)
 
 
 class _Unix(http.client.HTTPConnection):
@@ -31,40 +32,6 @@ class _Unix(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(30)
         self.sock.connect(self._path)
-
-
-class Fake:
-    """The shared fake provider, with its record of every request and response."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(FAKE_SERVER), "--port", "0"], stdout=subprocess.PIPE,
-                                     text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("PORT "), line
-        self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _req(self, method: str, path: str) -> Any:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path)
-            return json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
-
-    def requests(self) -> List[Dict[str, Any]]:
-        return self._req("GET", "/_fake/requests")
-
-    def reset(self) -> None:
-        self._req("POST", "/_fake/reset")
-
-    def release(self, gate: str) -> None:
-        self._req("POST", f"/_fake/release?gate={gate}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 class Daemon:

@@ -98,15 +98,16 @@ struct ProxyForwarder: Sendable {
                     status: .badRequest),
                 head: head, to: outbound)
         }
+        let live = api.state.live
         let attribution = HeaderAttribution(headers: headers)
         let session = route.session ?? attribution.session
         let call = CallAttributes(
             provider: route.endpoint.provider, model: model, agent: route.agent ?? attribution.agent, app: peer.app,
-            session: session, tags: api.redactor.redact(attribution.tags))
-        if let refusal = api.failClosedRefusal(strict: false) {
+            session: session, tags: live.redactor.redact(attribution.tags))
+        if let refusal = api.failClosedRefusal(strict: false, failMode: live.failMode) {
             return try await LoopbackServer.write(.json(refusal), head: head, to: outbound)
         }
-        let estimate = api.estimator.estimate(json)
+        let estimate = live.estimator.estimate(json)
         var hideUsageChunk = false
         if let asked = Self.askingForUsage(json, endpoint: route.endpoint), injectStreamUsage {
             request.body = .bytes(ByteBuffer(bytes: asked))

@@ -98,9 +98,9 @@ struct SocketAPI: Sendable {
         guard let path = SpendPath(rawValue: body.path ?? "sdk") else {
             return .now(.badRequest("path must be \"sdk\", \"proxy\" or \"session\", not \"\(body.path ?? "")\""))
         }
-        if let refusal = failClosedRefusal(strict: strict) { return .now(refusal) }
-
+        // One read of the live settings per check (they change only on a reload).
         let live = state.live
+        if let refusal = failClosedRefusal(strict: strict, failMode: live.failMode) { return .now(refusal) }
         let call = CallAttributes(
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
             session: body.session.nonEmpty, tags: live.redactor.redact(body.tags ?? [:]))
@@ -112,8 +112,8 @@ struct SocketAPI: Sendable {
     /// While the ledger cannot write, a call that must fail closed (`policy.fail_mode =
     /// "closed"`, or the caller's strict mode) is refused: its spend could not be recorded.
     /// The body says `fail_closed`, so an SDK raises instead of failing open.
-    func failClosedRefusal(strict: Bool) -> APIResponse? {
-        guard strict || state.live.failMode == .closed, let failing = writer.failing else { return nil }
+    func failClosedRefusal(strict: Bool, failMode: SpendwallConfiguration.FailMode) -> APIResponse? {
+        guard strict || failMode == .closed, let failing = writer.failing else { return nil }
         let why = strict ? "the call asked for strict mode" : "policy.fail_mode is \"closed\""
         let body = ErrorBody(
             error: ErrorJSON(

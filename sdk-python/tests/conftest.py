@@ -20,7 +20,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FAKE_SERVER = REPO / "tests" / "fake_provider" / "server.py"
+sys.path.insert(0, str(REPO))
+from tests.fake_provider.process import Fake  # noqa: E402  (the shared fake, re-exported to the suites)
 
 CAPS = """
 [[cap]]
@@ -161,39 +162,6 @@ class Daemon:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-class Fake:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(FAKE_SERVER), "--port", "0"], stdout=subprocess.PIPE,
-                                     text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("PORT "), line
-        self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _req(self, method: str, path: str) -> Any:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path)
-            return json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
-
-    def requests(self) -> List[Dict[str, Any]]:
-        return self._req("GET", "/_fake/requests")
-
-    def reset(self) -> None:
-        self._req("POST", "/_fake/reset")
-
-    def release(self, gate: str) -> None:
-        """Answers the calls held by `x-fake-gate: <gate>` (and lets later ones through)."""
-        self._req("POST", f"/_fake/release?gate={gate}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 class FakeDaemon:
