@@ -40,6 +40,23 @@ struct TOMLSource {
         return nil
     }
 
+    /// The line of a `[name]` table header written any of the ways in `headers`, or of `key`
+    /// inside that table when it is written there.
+    func line(ofTable headers: [String], key: String? = nil) -> Int? {
+        for (number, line) in lines.enumerated() {
+            let header = line.trimmingCharacters().replacingSpaces()
+            guard headers.contains(where: { header.hasPrefix($0) }) else { continue }
+            guard let key else { return number + 1 }
+            for (offset, inner) in lines[(number + 1)...].enumerated() {
+                let t = inner.trimmingCharacters()
+                if t.hasPrefix("[") { break }
+                if t.hasPrefix(key + " ") || t.hasPrefix(key + "=") { return number + offset + 2 }
+            }
+            return number + 1
+        }
+        return nil
+    }
+
     /// The line where `key = ` is first written at the start of a line.
     func line(ofKey key: String) -> Int? {
         for (number, line) in lines.enumerated() {

@@ -66,6 +66,8 @@ struct CheckBody: Decodable {
     var request: JSONValue?
     var mode: String?
     var path: String?
+    /// A batch call, billed at the model's batch share.
+    var batch: Bool?
 }
 
 struct CheckAnswer: Encodable {
@@ -115,6 +117,7 @@ struct BatchItem: Decodable {
     var duration_ms: Int64?
     var outcome: String?
     var path: String?
+    var batch: Bool?
 }
 
 struct BatchAnswer: Encodable {
@@ -130,8 +133,10 @@ struct BatchResult: Encodable {
 
 struct EstimateBody: Decodable {
     var provider: String?
-    var model: String
+    /// The model; defaults to the request body's `model`.
+    var model: String?
     var request: JSONValue?
+    var batch: Bool?
 }
 
 struct EstimateAnswer: Encodable {
@@ -143,6 +148,8 @@ struct EstimateAnswer: Encodable {
     var max_output_tokens: Int64
     var min_cost_nanousd: Int64
     var max_cost_nanousd: Int64
+    var batch: Bool
+    var retired: String?
 }
 
 struct SnapshotAnswer: Encodable {
@@ -166,6 +173,7 @@ struct TotalsJSON: Encodable {
     var output_tokens: Int64
     var cache_read_tokens: Int64
     var cache_write_tokens: Int64
+    var cache_write_1h_tokens: Int64
     var reasoning_tokens: Int64
     var cost_nanousd: Int64
 }
@@ -177,6 +185,7 @@ struct SpendRowJSON: Encodable {
     var output_tokens: Int64
     var cache_read_tokens: Int64
     var cache_write_tokens: Int64
+    var cache_write_1h_tokens: Int64
     var reasoning_tokens: Int64
     var cost_nanousd: Int64
     var share: Double
@@ -208,6 +217,7 @@ struct EventJSON: Encodable {
     var output_tokens: Int64
     var cache_read_tokens: Int64
     var cache_write_tokens: Int64
+    var cache_write_1h_tokens: Int64
     var reasoning_tokens: Int64
     var cost_nanousd: Int64
     var reserved_nanousd: Int64

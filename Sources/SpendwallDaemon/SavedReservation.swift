@@ -21,6 +21,9 @@ struct SavedReservation: Codable {
     var inputTokens: Int64
     var maxOutputTokens: Int64
     var price: [Int64]
+    /// The whole price (tiers, 1-hour writes, batch share); absent in files older than it.
+    var fullPrice: ModelPrice?
+    var batch: Bool?
     var priceSource: String
     var priced: Bool
     var reservedNanoUSD: Int64
@@ -49,6 +52,8 @@ struct SavedReservation: Codable {
             r.price.inputPerMillion, r.price.outputPerMillion, r.price.cacheReadPerMillion,
             r.price.cacheWritePerMillion,
         ]
+        fullPrice = r.price
+        batch = r.estimate.batch ? true : nil
         priceSource = r.price.source
         priced = r.priced
         reservedNanoUSD = r.reservedNanoUSD
@@ -66,10 +71,13 @@ struct SavedReservation: Codable {
             attributes: CallAttributes(
                 provider: provider, model: model, agent: agent, app: app, session: session, tags: tags),
             peer: PeerIdentity(pid: pid, uid: uid, gid: gid, exe: exe, script: script, app: app), path: path,
-            strict: strict, estimate: CallEstimate(inputTokens: inputTokens, maxOutputTokens: maxOutputTokens),
-            price: ModelPrice(
-                inputPerMillion: price[0], outputPerMillion: price[1], cacheReadPerMillion: price[2],
-                cacheWritePerMillion: price[3], source: priceSource),
+            strict: strict,
+            estimate: CallEstimate(
+                inputTokens: inputTokens, maxOutputTokens: maxOutputTokens, batch: batch ?? false),
+            price: fullPrice
+                ?? ModelPrice(
+                    inputPerMillion: price[0], outputPerMillion: price[1], cacheReadPerMillion: price[2],
+                    cacheWritePerMillion: price[3], source: priceSource),
             priced: priced, reservedNanoUSD: reservedNanoUSD, reservedTokens: reservedTokens, createdAtMS: createdAtMS,
             expiresAtMS: expiresAtMS, holds: [])
     }

@@ -104,8 +104,9 @@ struct SocketAPI: Sendable {
         let call = CallAttributes(
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
             session: body.session.nonEmpty, tags: live.redactor.redact(body.tags ?? [:]))
-        let held = HeldCheck(
-            call: call, estimate: live.estimator.estimate(body.request), peer: peer, path: path, strict: strict)
+        var estimate = live.estimator.estimate(body.request)
+        if body.batch == true { estimate.batch = true }
+        let held = HeldCheck(call: call, estimate: estimate, peer: peer, path: path, strict: strict)
         return decide(held, approved: [])
     }
 
@@ -413,7 +414,8 @@ struct SocketAPI: Sendable {
                 requestID: item.reservation_id.nonEmpty ?? item.id, timeMS: min(item.time_ms ?? now, now), path: path,
                 provider: provider, model: model, agent: item.agent.nonEmpty, app: peer.app, peerPID: peer.pid,
                 peerUID: peer.uid, peerExe: peer.exe, peerScript: peer.script, session: item.session.nonEmpty,
-                tags: redactor.redact(item.tags ?? [:]), usage: usage, costNanoUSD: resolution.price.cost(of: usage),
+                tags: redactor.redact(item.tags ?? [:]), usage: usage,
+                costNanoUSD: resolution.price.cost(of: usage, batch: item.batch ?? false),
                 priced: resolution.priced, status: item.status, outcome: outcome, durationMS: item.duration_ms,
                 reservationID: item.reservation_id.nonEmpty))
     }
@@ -609,15 +611,19 @@ struct SocketAPI: Sendable {
         if let provider = body.provider, Provider(rawValue: provider) == nil {
             return .badRequest("provider must be \"openai\" or \"anthropic\", not \"\(provider)\"")
         }
-        guard !body.model.isEmpty else { return .badRequest("model must not be empty") }
-        let estimate = estimator.estimate(body.request)
-        let resolution = engine.price(body.model)
+        guard let model = body.model.nonEmpty ?? body.request?["model"]?.stringValue.nonEmpty else {
+            return .badRequest("model is required: pass model, or a request body that names its model")
+        }
+        var estimate = estimator.estimate(body.request)
+        if body.batch == true { estimate.batch = true }
+        let resolution = engine.price(model)
         return .json(
             EstimateAnswer(
-                model: body.model, priced: resolution.priced, price_entry: resolution.entry, exact: estimate.exact,
+                model: model, priced: resolution.priced, price_entry: resolution.entry, exact: estimate.exact,
                 input_tokens: estimate.inputTokens, max_output_tokens: estimate.maxOutputTokens,
                 min_cost_nanousd: estimate.minimumCost(resolution.price),
-                max_cost_nanousd: estimate.worstCaseCost(resolution.price)))
+                max_cost_nanousd: estimate.worstCaseCost(resolution.price), batch: estimate.batch,
+                retired: resolution.price.retired))
     }
 
     func snapshot() -> APIResponse {
@@ -658,7 +664,9 @@ struct SocketAPI: Sendable {
                         return SpendRowJSON(
                             key: row.key, calls: t.calls, input_tokens: t.usage.inputTokens,
                             output_tokens: t.usage.outputTokens, cache_read_tokens: t.usage.cacheReadTokens,
-                            cache_write_tokens: t.usage.cacheWriteTokens, reasoning_tokens: t.usage.reasoningTokens,
+                            cache_write_tokens: t.usage.cacheWriteTokens,
+                            cache_write_1h_tokens: t.usage.cacheWrite1hTokens,
+                            reasoning_tokens: t.usage.reasoningTokens,
                             cost_nanousd: t.costNanoUSD, share: (share * 10_000).rounded() / 10_000)
                     }))
         } catch {
@@ -670,7 +678,8 @@ struct SocketAPI: Sendable {
         TotalsJSON(
             calls: t.calls, input_tokens: t.usage.inputTokens, output_tokens: t.usage.outputTokens,
             cache_read_tokens: t.usage.cacheReadTokens, cache_write_tokens: t.usage.cacheWriteTokens,
-            reasoning_tokens: t.usage.reasoningTokens, cost_nanousd: t.costNanoUSD)
+            cache_write_1h_tokens: t.usage.cacheWrite1hTokens, reasoning_tokens: t.usage.reasoningTokens,
+            cost_nanousd: t.costNanoUSD)
     }
 
     func ledger(_ request: APIRequest) async -> APIResponse {
@@ -699,7 +708,8 @@ struct SocketAPI: Sendable {
             model: e.model, agent: e.agent, app: e.app, peer_pid: e.peerPID, peer_uid: e.peerUID, peer_exe: e.peerExe,
             peer_script: e.peerScript, session: e.session, tags: e.tags, input_tokens: e.usage.inputTokens,
             output_tokens: e.usage.outputTokens, cache_read_tokens: e.usage.cacheReadTokens,
-            cache_write_tokens: e.usage.cacheWriteTokens, reasoning_tokens: e.usage.reasoningTokens,
+            cache_write_tokens: e.usage.cacheWriteTokens, cache_write_1h_tokens: e.usage.cacheWrite1hTokens,
+            reasoning_tokens: e.usage.reasoningTokens,
             cost_nanousd: e.costNanoUSD, reserved_nanousd: e.reservedNanoUSD, priced: e.priced, status: e.status,
             outcome: e.outcome.rawValue, duration_ms: e.durationMS, reservation_id: e.reservationID,
             estimated: e.estimated ? true : nil)

@@ -9,6 +9,7 @@ enum EventColumns {
         "peer_exe", "peer_script", "session", "tags", "input_tokens", "output_tokens", "cache_read_tokens",
         "cache_write_tokens", "reasoning_tokens", "cost_nanousd", "reserved_nanousd", "priced", "status",
         "outcome", "duration_ms", "reservation_id", "estimated",
+        "cache_write_1h_tokens",
     ]
     static let list = names.joined(separator: ", ")
     static let placeholders = Array(repeating: "?", count: names.count).joined(separator: ", ")
@@ -20,6 +21,7 @@ enum EventColumns {
             encodeTags(e.tags), e.usage.inputTokens, e.usage.outputTokens, e.usage.cacheReadTokens,
             e.usage.cacheWriteTokens, e.usage.reasoningTokens, e.costNanoUSD, e.reservedNanoUSD, e.priced,
             e.status, e.outcome.rawValue, e.durationMS, e.reservationID, e.estimated,
+            e.usage.cacheWrite1hTokens,
         ]
     }
 
@@ -36,7 +38,8 @@ enum EventColumns {
             usage: Usage(
                 inputTokens: row["input_tokens"], outputTokens: row["output_tokens"],
                 cacheReadTokens: row["cache_read_tokens"], cacheWriteTokens: row["cache_write_tokens"],
-                reasoningTokens: row["reasoning_tokens"]),
+                reasoningTokens: row["reasoning_tokens"],
+                cacheWrite1hTokens: (row["cache_write_1h_tokens"] as Int64?) ?? 0),
             costNanoUSD: row["cost_nanousd"], reservedNanoUSD: row["reserved_nanousd"], priced: row["priced"],
             status: row["status"], outcome: Outcome(rawValue: row["outcome"] ?? "") ?? .error,
             durationMS: row["duration_ms"], reservationID: row["reservation_id"],

@@ -93,6 +93,11 @@ enum LedgerMigrations {
             // 1 when some of a row's usage was estimated (a stream that never reported it).
             try db.execute(sql: "ALTER TABLE spend_events ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("5-cache-write-1h") { db in
+            // The part of cache_write_tokens written with Anthropic's 1-hour lifetime.
+            try db.execute(
+                sql: "ALTER TABLE spend_events ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -68,7 +68,7 @@ public struct SQLiteLedger: LedgerStore {
         let sums = """
             COUNT(*) AS calls, SUM(input_tokens) AS i, SUM(output_tokens) AS o,
             SUM(cache_read_tokens) AS cr, SUM(cache_write_tokens) AS cw,
-            SUM(reasoning_tokens) AS r, SUM(cost_nanousd) AS cost
+            SUM(reasoning_tokens) AS r, SUM(cache_write_1h_tokens) AS cw1h, SUM(cost_nanousd) AS cost
             """
         let keyed: String
         switch grouping {
@@ -112,7 +112,8 @@ public struct SQLiteLedger: LedgerStore {
             calls: row["calls"] ?? 0,
             usage: Usage(
                 inputTokens: row["i"] ?? 0, outputTokens: row["o"] ?? 0, cacheReadTokens: row["cr"] ?? 0,
-                cacheWriteTokens: row["cw"] ?? 0, reasoningTokens: row["r"] ?? 0),
+                cacheWriteTokens: row["cw"] ?? 0, reasoningTokens: row["r"] ?? 0,
+                cacheWrite1hTokens: row["cw1h"] ?? 0),
             costNanoUSD: row["cost"] ?? 0)
     }
 

@@ -86,7 +86,7 @@ struct PolicyState {
     mutating func settle(_ reservationID: String, usage: Usage) -> Settlement? {
         guard let reservation = reservations.removeValue(forKey: reservationID) else { return nil }
         let now = clock.nowMS()
-        let cost = reservation.price.cost(of: usage)
+        let cost = reservation.price.cost(of: usage, batch: reservation.estimate.batch)
         release(reservation, chargingCost: cost, tokens: usage.totalTokens, at: now)
         var settlement = Settlement(reservation: reservation, usage: usage, costNanoUSD: cost, settledAtMS: now)
         settlement.warnings = reservation.holds.compactMap { warning(for: $0) }

@@ -7,11 +7,14 @@ public struct CallEstimate: Sendable, Hashable {
     public var maxOutputTokens: Int64
     /// False: the input count is a byte-based estimate, not a tokenizer's count.
     public var exact: Bool
+    /// True for a batch call (or an OpenAI `flex` one): billed at the model's batch share.
+    public var batch: Bool
 
-    public init(inputTokens: Int64, maxOutputTokens: Int64, exact: Bool = false) {
+    public init(inputTokens: Int64, maxOutputTokens: Int64, exact: Bool = false, batch: Bool = false) {
         self.inputTokens = inputTokens
         self.maxOutputTokens = maxOutputTokens
         self.exact = exact
+        self.batch = batch
     }
 
     /// Worst-case tokens: the whole input plus the full output limit.
@@ -19,12 +22,12 @@ public struct CallEstimate: Sendable, Hashable {
 
     /// Worst-case cost: input at the input price plus the full output limit at the output price.
     public func worstCaseCost(_ price: ModelPrice) -> NanoUSD {
-        price.cost(of: Usage(inputTokens: inputTokens, outputTokens: maxOutputTokens))
+        price.cost(of: Usage(inputTokens: inputTokens, outputTokens: maxOutputTokens), batch: batch)
     }
 
     /// Best-case cost: the input alone.
     public func minimumCost(_ price: ModelPrice) -> NanoUSD {
-        price.cost(of: Usage(inputTokens: inputTokens))
+        price.cost(of: Usage(inputTokens: inputTokens), batch: batch)
     }
 }
 
@@ -51,7 +54,9 @@ public struct RequestEstimator: Sendable {
         let limit =
             request["max_tokens"]?.countValue ?? request["max_completion_tokens"]?.countValue
             ?? request["max_output_tokens"]?.countValue ?? defaultMaxTokens
-        return CallEstimate(inputTokens: counter.tokens, maxOutputTokens: limit)
+        // OpenAI's flex processing is billed at batch prices.
+        let batch = request["service_tier"]?.stringValue == "flex"
+        return CallEstimate(inputTokens: counter.tokens, maxOutputTokens: limit, batch: batch)
     }
 }
 

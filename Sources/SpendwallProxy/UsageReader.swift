@@ -120,6 +120,10 @@ public struct UsageReader: Sendable {
             }
             if let read = value["cache_read_input_tokens"]?.countValue { usage.cacheReadTokens = read }
             if let write = value["cache_creation_input_tokens"]?.countValue { usage.cacheWriteTokens = write }
+            // `cache_creation` splits the writes by lifetime; the 1-hour ones have their own price.
+            if let oneHour = value["cache_creation"]?["ephemeral_1h_input_tokens"]?.countValue {
+                usage.cacheWrite1hTokens = min(oneHour, usage.cacheWriteTokens)
+            }
             if let output = value["output_tokens"]?.countValue {
                 usage.outputTokens = output
                 // message_start carries a provisional output count; a stream's final one comes

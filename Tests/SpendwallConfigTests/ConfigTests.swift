@@ -1,4 +1,5 @@
 import Foundation
+import SpendwallPricing
 import Testing
 
 @testable import SpendwallConfig
@@ -144,6 +145,58 @@ import Testing
         #expect(prices["my-model"]?.outputPerMillion == 12_000_000_000)
         #expect(prices["my-model"]?.cacheWritePerMillion == 3_000_000_000)
         #expect(throws: ConfigError.self) { try PricingFile.parse("[models.x]\ninput = 1\n") }
+    }
+
+    @Test func pricingFileTakesTiersBatchShareAndPatterns() throws {
+        let prices = try PricingFile.parse(
+            """
+            [models."big"]
+            input = 3
+            output = 15
+            cache_write = 3.75
+            cache_write_1h = 6
+            batch_percent = 40
+            long_context = { above_tokens = 200000, input = 6, output = 22.5 }
+            as_of = "2026-11-30"
+            [models."ft:gpt-4o-mini*"]
+            input = 0.3
+            output = 1.2
+            """)
+        let big = try #require(prices["big"])
+        #expect(big.cacheWrite1hPerMillion == 6_000_000_000)
+        #expect(big.batchPercent == 40)
+        #expect(
+            big.longContext
+                == LongContextPrice(
+                    thresholdTokens: 200_000,
+                    rates: TokenRates(
+                        input: 6_000_000_000, output: 22_500_000_000, cacheRead: 6_000_000_000,
+                        cacheWrite: 6_000_000_000,
+                        cacheWrite1h: 6_000_000_000)))
+        #expect(big.asOf == "2026-11-30")
+        let table = PriceTable(entries: prices)
+        #expect(table.resolve("ft:gpt-4o-mini-2024-07-18:acme::abc").entry == "ft:gpt-4o-mini*")
+    }
+
+    @Test(arguments: [
+        ("[models.x]\ninput = 1\noutput = 1\nbatch_percent = 150\n", "batch_percent", 4),
+        ("[models.x]\ninput = 1\noutput = 1\nlong_context = { input = 2, output = 2 }\n", "above_tokens", 4),
+        ("[models.x]\ninput = 1\noutput = 1\nlong_context = 5\n", "long_context must be a table", 4),
+        ("[models.x]\ninput = 1\noutput = 1\ncache_write_1h = \"lots\"\n", "cache_write_1h must be a number", 4),
+        ("[models.x]\ninput = 1\noutput = -1\n", "non-negative", 2),
+        (
+            "[models.x]\ninput = 1\noutput = 1\nlong_context = { above_tokens = 9, input = 1, output = 1, speed = 2 }\n",
+            "unknown key speed", 4
+        ),
+    ])
+    func badPricingFilesSayWhatIsWrong(_ example: (String, String, Int)) {
+        do {
+            _ = try PricingFile.parse(example.0)
+            Issue.record("accepted: \(example.0)")
+        } catch {
+            #expect(error.description.contains(example.1), "\(error.description)")
+            #expect(error.description.hasPrefix("pricing.toml:\(example.2): "), "\(error.description)")
+        }
     }
 
     @Test func defaultFilesParse() throws {

@@ -50,10 +50,10 @@ import Testing
         let custom = table.merging([
             "gpt-4o": ModelPrice(
                 inputPerMillion: 1_000_000_000, outputPerMillion: 2_000_000_000, source: "pricing.toml"),
-            "my-model": ModelPrice(inputPerMillion: 5, outputPerMillion: 5, source: "pricing.toml"),
+            "my-model*": ModelPrice(inputPerMillion: 5, outputPerMillion: 5, source: "pricing.toml"),
         ])
         #expect(custom.resolve("gpt-4o-2024-08-06").price.inputPerMillion == 1_000_000_000)
-        #expect(custom.resolve("my-model-v2").entry == "my-model")
+        #expect(custom.resolve("my-model-v2").entry == "my-model*")
         #expect(custom.resolve("gpt-4o-mini").entry == "gpt-4o-mini")
     }
 
@@ -72,5 +72,57 @@ import Testing
         #expect(estimator.estimate(.object(["max_completion_tokens": .number(9)])).maxOutputTokens == 9)
         #expect(estimator.estimate(nil).maxOutputTokens == 4096)
         #expect(estimator.estimate(.object([:])).inputTokens == 0)
+    }
+
+    @Test(arguments: ["gpt-5.9", "gpt-4o-audio-preview", "claude-opus-4-9", "gpt-5-2025", "o3-deep-research"])
+    func aBarePrefixIsNotAModel(model: String) {
+        // gpt-5.9 is not gpt-5: pricing a newer model as an older one can be off by 2-10x.
+        #expect(!table.resolve(model).priced)
+    }
+
+    @Test(arguments: [
+        ("gpt-4o-2024-08-06", "gpt-4o"), ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("claude-3-7-sonnet@20250219", "claude-3-7-sonnet"), ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+    ])
+    func snapshotsNameTheirFamily(model: String, family: String) {
+        #expect(PriceTable.family(ofSnapshot: model) == family)
+    }
+
+    @Test func longContextTierBillsEveryTokenAboveItsThreshold() {
+        // gpt-5.4: $2.50 / $15 per MTok; above 272k prompt tokens $5 / $22.50.
+        let price = table.resolve("gpt-5.4-2026-03-05").price
+        #expect(price.longContext?.thresholdTokens == 272_000)
+        #expect(price.cost(of: Usage(inputTokens: 272_000, outputTokens: 1_000)) == 680_000_000 + 15_000_000)
+        #expect(price.cost(of: Usage(inputTokens: 272_001, outputTokens: 1_000)) == 1_360_005_000 + 22_500_000)
+        // Cache reads count toward the threshold.
+        let cached = Usage(inputTokens: 2_000, outputTokens: 0, cacheReadTokens: 271_000)
+        #expect(price.rates(for: cached) == price.longContext?.rates)
+    }
+
+    @Test func oneHourCacheWritesHaveTheirOwnRate() {
+        // claude-sonnet-4-5: 5-minute writes $3.75, 1-hour writes $6 per MTok.
+        let price = table.resolve("claude-sonnet-4-5").price
+        #expect(price.cost(of: Usage(cacheWriteTokens: 1_000_000, cacheWrite1hTokens: 1_000_000)) == 6_000_000_000)
+        #expect(price.cost(of: Usage(cacheWriteTokens: 1_000_000, cacheWrite1hTokens: 250_000)) == 4_312_500_000)
+        // Every built-in Anthropic model has a 1-hour rate of twice its input rate or more.
+        for (name, entry) in table.entries where name.hasPrefix("claude") {
+            #expect(entry.cacheWrite1hPerMillion >= 2 * entry.inputPerMillion, "\(name)")
+        }
+    }
+
+    @Test func batchCallsPayTheBatchShare() {
+        let price = table.resolve("gpt-4o").price
+        let usage = Usage(inputTokens: 1_000, outputTokens: 1_000)
+        #expect(price.cost(of: usage, batch: true) == 6_250_000)
+        #expect(price.cost(of: usage) == 12_500_000)
+        #expect(RequestEstimator().estimate(.object(["service_tier": .string("flex")])).batch)
+        #expect(!RequestEstimator().estimate(.object(["service_tier": .string("priority")])).batch)
+    }
+
+    @Test func retiredModelsStayPricedAndSayWhen() {
+        let gpt4 = table.resolve("gpt-4-0613")
+        #expect(gpt4.priced)
+        #expect(table.resolve("gpt-4").price.retired == "2026-10-23")
+        #expect(table.resolve("gpt-4o").price.retired == nil)
     }
 }

@@ -60,9 +60,15 @@ def normalize_anthropic(usage: Any) -> Optional[Usage]:
     """Anthropic's `input_tokens` already excludes cache reads and writes."""
     if usage is None:
         return None
-    return {"input_tokens": _int(get(usage, "input_tokens")), "output_tokens": _int(get(usage, "output_tokens")),
-            "cache_read_tokens": _int(get(usage, "cache_read_input_tokens")),
-            "cache_write_tokens": _int(get(usage, "cache_creation_input_tokens")), "reasoning_tokens": 0}
+    writes = _int(get(usage, "cache_creation_input_tokens"))
+    result: Usage = {"input_tokens": _int(get(usage, "input_tokens")), "output_tokens": _int(get(usage, "output_tokens")),
+                     "cache_read_tokens": _int(get(usage, "cache_read_input_tokens")),
+                     "cache_write_tokens": writes, "reasoning_tokens": 0}
+    # 1-hour cache writes cost more than 5-minute ones; `cache_creation` tells them apart.
+    one_hour = min(_int(get(get(usage, "cache_creation"), "ephemeral_1h_input_tokens")), writes)
+    if one_hour:
+        result["cache_write_1h_tokens"] = one_hour
+    return result
 
 
 def estimate_tokens(text_or_obj: Any) -> int:

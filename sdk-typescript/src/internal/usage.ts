@@ -10,6 +10,8 @@ export interface Usage {
   cache_write_tokens: number;
   /** Informational subset of `output_tokens`. */
   reasoning_tokens: number;
+  /** The part of `cache_write_tokens` written with Anthropic's 1-hour lifetime (priced higher). */
+  cache_write_1h_tokens?: number;
 }
 
 export function zeroUsage(): Usage {
@@ -57,13 +59,18 @@ export function normalizeOpenAI(usage: unknown): Usage | undefined {
 /** Anthropic's `input_tokens` already excludes cache reads and writes. */
 export function normalizeAnthropic(usage: unknown): Usage | undefined {
   if (usage === null || typeof usage !== 'object') return undefined;
-  return {
+  const writes = int(field(usage, 'cache_creation_input_tokens'));
+  const result: Usage = {
     input_tokens: int(field(usage, 'input_tokens')),
     output_tokens: int(field(usage, 'output_tokens')),
     cache_read_tokens: int(field(usage, 'cache_read_input_tokens')),
-    cache_write_tokens: int(field(usage, 'cache_creation_input_tokens')),
+    cache_write_tokens: writes,
     reasoning_tokens: 0,
   };
+  // 1-hour cache writes cost more than 5-minute ones; `cache_creation` tells them apart.
+  const oneHour = Math.min(int(field(field(usage, 'cache_creation'), 'ephemeral_1h_input_tokens')), writes);
+  if (oneHour > 0) result.cache_write_1h_tokens = oneHour;
+  return result;
 }
 
 export function normalize(provider: string, usage: unknown): Usage | undefined {
