@@ -26,7 +26,10 @@ public enum CapsFile {
                 source.error(message, line: source.line(ofArrayTable: "cap", index: index, key: key))
             }
             guard let table = element.table else { throw fail("each cap must be a table") }
-            let allowed = ["name", "scope", "window", "limit_usd", "limit_tokens", "action", "warn_at"]
+            let allowed = [
+                "name", "scope", "window", "limit_usd", "limit_tokens", "action", "warn_at", "reserve",
+                "reserve_percentile",
+            ]
             for key in table.keys where !allowed.contains(key) {
                 throw fail("unknown key \(key) (known: \(allowed.joined(separator: ", ")))", key: key)
             }
@@ -81,10 +84,32 @@ public enum CapsFile {
                 }
                 warnAt = fraction
             }
+            var reserve = ReserveMode.worstCase
+            if let value = table["reserve"] {
+                guard let text = value.string, let parsed = ReserveMode(rawValue: text) else {
+                    throw fail(
+                        "cap \"\(name)\": reserve must be \"worst_case\" or \"expected\"", key: "reserve")
+                }
+                reserve = parsed
+            }
+            var percentile = 0.99
+            if let value = table["reserve_percentile"] {
+                guard let fraction = value.number, fraction >= 0.5, fraction <= 1 else {
+                    throw fail(
+                        "cap \"\(name)\": reserve_percentile must be a fraction from 0.5 to 1 (0.99 = p99)",
+                        key: "reserve_percentile")
+                }
+                guard reserve == .expected else {
+                    throw fail(
+                        "cap \"\(name)\": reserve_percentile applies only with reserve = \"expected\"",
+                        key: "reserve_percentile")
+                }
+                percentile = fraction
+            }
             caps.append(
                 Cap(
                     name: name, scope: scope, window: window, limitNanoUSD: limit, limitTokens: tokens, action: action,
-                    warnAt: warnAt))
+                    warnAt: warnAt, reserve: reserve, reservePercentile: percentile))
         }
         return caps
     }

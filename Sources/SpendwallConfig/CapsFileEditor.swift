@@ -33,6 +33,10 @@ public enum CapsFileEditor {
         if let tokens = cap.limitTokens { lines.append("limit_tokens = \(tokens)") }
         lines.append("action = \(quoted(cap.action.rawValue))")
         lines.append("warn_at = \(cap.warnAt)")
+        if cap.reserve != .worstCase {
+            lines.append("reserve = \(quoted(cap.reserve.rawValue))")
+            if cap.reservePercentile != 0.99 { lines.append("reserve_percentile = \(cap.reservePercentile)") }
+        }
         return lines.joined(separator: "\n")
     }
 

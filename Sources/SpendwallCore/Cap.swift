@@ -11,6 +11,10 @@ public struct Cap: Sendable, Hashable {
     public var action: CapAction
     /// Fraction of the limit at which a warning is raised (0...1).
     public var warnAt: Double
+    /// What a check sets aside in this cap until its report comes.
+    public var reserve: ReserveMode
+    /// For `expected` reservations: the percentile of recent output tokens reserved (0.5...1).
+    public var reservePercentile: Double
 
     public init(
         name: String,
@@ -19,7 +23,9 @@ public struct Cap: Sendable, Hashable {
         limitNanoUSD: NanoUSD? = nil,
         limitTokens: Int64? = nil,
         action: CapAction = .block,
-        warnAt: Double = 0.8
+        warnAt: Double = 0.8,
+        reserve: ReserveMode = .worstCase,
+        reservePercentile: Double = 0.99
     ) {
         self.name = name
         self.scope = scope
@@ -28,7 +34,21 @@ public struct Cap: Sendable, Hashable {
         self.limitTokens = limitTokens
         self.action = action
         self.warnAt = warnAt
+        self.reserve = reserve
+        self.reservePercentile = reservePercentile
     }
+}
+
+/// How much a check reserves in a cap before the call's real cost is known.
+public enum ReserveMode: String, Sendable, Hashable, CaseIterable {
+    /// The input estimate plus the full output limit at the output price: the cap is never
+    /// exceeded (as far as the input estimate holds), but parallel calls hold far more than
+    /// they will spend.
+    case worstCase = "worst_case"
+    /// The input estimate plus a high percentile of the output this agent and model actually
+    /// produced recently (the worst case until 20 calls are known): more calls fit, and the cap
+    /// can be passed by at most the output the calls in flight produce beyond that percentile.
+    case expected
 }
 
 /// What a cap does when a call would exceed it.

@@ -161,6 +161,8 @@ struct SnapshotAnswer: Encodable {
         var limit_nanousd: Int64?
         var limit_tokens: Int64?
         var warn_at: Double
+        var reserve: String
+        var reserve_percentile: Double?
         var keys: [CapJSON]
     }
     var caps: [Cap]

@@ -34,6 +34,10 @@ public enum Daemon {
             caps: caps, pricing: builtin.merging(overrides),
             settings: PolicySettings(reservationTTLMS: configuration.reservationTTLMS))
         engine.seed(try await DaemonState.history(for: caps, store: store))
+        engine.learnOutputs(
+            try await store.recentOutputs(limit: 50_000).map {
+                RecordedOutput(agent: $0.agent, model: $0.model, outputTokens: $0.outputTokens)
+            })
         try await ReservationKeeper.restore(engine: engine, store: store, logger: logger)
         for scope in try await store.activeKills() {
             engine.setKill(scope, on: true)

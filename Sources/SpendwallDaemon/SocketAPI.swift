@@ -635,6 +635,8 @@ struct SocketAPI: Sendable {
                         name: entry.cap.name, scope: entry.cap.scope.dictionary, window: entry.cap.window.description,
                         action: entry.cap.action.rawValue, limit_nanousd: entry.cap.limitNanoUSD,
                         limit_tokens: entry.cap.limitTokens, warn_at: entry.cap.warnAt,
+                        reserve: entry.cap.reserve.rawValue,
+                        reserve_percentile: entry.cap.reserve == .expected ? entry.cap.reservePercentile : nil,
                         keys: entry.keys.map(CapJSON.init))
                 },
                 reservations_in_flight: snapshot.reservationsInFlight))

@@ -14,6 +14,8 @@ public protocol LedgerStore: Sendable {
     func recent(limit: Int, sinceMS: Int64) async throws -> [SpendEvent]
     /// Spend since `sinceMS`, aggregated in 10-second buckets, for rebuilding windows.
     func windowSpend(sinceMS: Int64) async throws -> [WindowSpend]
+    /// The output tokens of the newest `limit` calls that completed with real usage, oldest first.
+    func recentOutputs(limit: Int) async throws -> [(agent: String?, model: String, outputTokens: Int64)]
     /// Saves the JSON of reservations in flight at a clean stop, replacing any saved before.
     func savePendingReservations(_ bodies: [String: String]) async throws
     /// Loads and clears the saved reservations.

@@ -140,6 +140,19 @@ public struct SQLiteLedger: LedgerStore {
         }
     }
 
+    public func recentOutputs(limit: Int) async throws -> [(agent: String?, model: String, outputTokens: Int64)] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT agent, model, output_tokens FROM spend_events
+                    WHERE outcome = 'ok' AND estimated = 0 ORDER BY id DESC LIMIT ?
+                    """,
+                arguments: [limit]
+            ).reversed().map { (agent: $0["agent"], model: $0["model"] ?? "", outputTokens: $0["output_tokens"] ?? 0) }
+        }
+    }
+
     public func savePendingReservations(_ bodies: [String: String]) async throws {
         try await writer.write { db in
             try db.execute(sql: "DELETE FROM pending_reservations")

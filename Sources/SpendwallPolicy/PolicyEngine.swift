@@ -57,6 +57,11 @@ public final class PolicyEngine: Sendable {
         state.withLock { $0.seed(records) }
     }
 
+    /// Learns what recent calls produced, for caps with `reserve = "expected"` (at start-up).
+    public func learnOutputs(_ calls: [RecordedOutput]) {
+        state.withLock { $0.learnOutputs(calls) }
+    }
+
     /// Takes back reservations that were in flight at the last clean stop, holding their budget
     /// again under the current caps.
     public func restore(_ saved: [Reservation]) {
@@ -96,6 +101,19 @@ public final class PolicyEngine: Sendable {
 
     /// The price that applies to `model` (cached per model name).
     public func price(_ model: String) -> PriceTable.Resolution { state.withLock { $0.price(model) } }
+}
+
+/// One call's output tokens from the ledger, for learning `expected` reservations.
+public struct RecordedOutput: Sendable {
+    public var agent: String?
+    public var model: String
+    public var outputTokens: Int64
+
+    public init(agent: String?, model: String, outputTokens: Int64) {
+        self.agent = agent
+        self.model = model
+        self.outputTokens = outputTokens
+    }
 }
 
 /// Spend recorded in the ledger, replayed into the windows at start-up.

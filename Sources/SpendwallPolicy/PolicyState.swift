@@ -11,6 +11,7 @@ struct PolicyState {
     private var reservations: [String: Reservation] = [:]
     private var prices: [String: PriceTable.Resolution] = [:]
     private var rng = SystemRandomNumberGenerator()
+    private var outputs = OutputHistory()
 
     private(set) var pricing: PriceTable
     var settings: PolicySettings
@@ -57,19 +58,29 @@ struct PolicyState {
             var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
             budget.window.advance(to: now)
             budgets[cap.name, default: [:]][key] = budget
-            if cap.action != .alert, let reason = exceeds(cap, budget, cost: cost, tokens: tokens) {
+            var hold = CapHold(cap: cap.name, key: key, reservedNanoUSD: cost, reservedTokens: tokens)
+            if cap.reserve == .expected,
+                let output = expectedOutput(cap.reservePercentile, call: call, limit: estimate.maxOutputTokens)
+            {
+                let usage = Usage(inputTokens: estimate.inputTokens, outputTokens: output)
+                hold.reservedNanoUSD = resolution.price.cost(of: usage, batch: estimate.batch)
+                hold.reservedTokens = estimate.inputTokens + output
+            }
+            if cap.action != .alert,
+                let reason = exceeds(cap, budget, cost: hold.reservedNanoUSD, tokens: hold.reservedTokens)
+            {
                 if cap.action == .block { return .block(status(cap, key: key, budget), reason: reason) }
                 if !approved.contains(cap.name) && needsApproval == nil {
                     needsApproval = (status(cap, key: key, budget), reason)
                 }
             }
-            holds.append(CapHold(cap: cap.name, key: key))
+            holds.append(hold)
         }
         // Block caps are decided first: a person is only asked about a call that could go ahead.
         if let (status, reason) = needsApproval { return .approvalRequired(status, reason: reason) }
         for hold in holds {
-            budgets[hold.cap]![hold.key]!.reservedNanoUSD += cost
-            budgets[hold.cap]![hold.key]!.reservedTokens += tokens
+            budgets[hold.cap]![hold.key]!.reservedNanoUSD += hold.reservedNanoUSD
+            budgets[hold.cap]![hold.key]!.reservedTokens += hold.reservedTokens
         }
         var reservation = Reservation(
             id: makeReservationID(), attributes: call, peer: peer, path: path, strict: strict,
@@ -88,6 +99,8 @@ struct PolicyState {
         let now = clock.nowMS()
         let cost = reservation.price.cost(of: usage, batch: reservation.estimate.batch)
         release(reservation, chargingCost: cost, tokens: usage.totalTokens, at: now)
+        outputs.add(
+            agent: reservation.attributes.agent, model: reservation.attributes.model, outputTokens: usage.outputTokens)
         var settlement = Settlement(reservation: reservation, usage: usage, costNanoUSD: cost, settledAtMS: now)
         settlement.warnings = reservation.holds.compactMap { warning(for: $0) }
         return settlement
@@ -126,6 +139,19 @@ struct PolicyState {
         return expired
     }
 
+    /// Learns the output tokens of calls recorded before start-up, oldest first.
+    mutating func learnOutputs(_ calls: [RecordedOutput]) {
+        for call in calls { outputs.add(agent: call.agent, model: call.model, outputTokens: call.outputTokens) }
+    }
+
+    /// The output an `expected` reservation sets aside: the percentile of this agent and model's
+    /// recent output, never above the call's limit; nil (reserve the worst case) while too few
+    /// calls are known.
+    private mutating func expectedOutput(_ percentile: Double, call: CallAttributes, limit: Int64) -> Int64? {
+        guard let seen = outputs.percentile(percentile, agent: call.agent, model: call.model) else { return nil }
+        return min(seen, limit)
+    }
+
     // MARK: Kill switches
 
     /// Turns a kill switch on or off; returns false when it already was.
@@ -151,10 +177,14 @@ struct PolicyState {
             for cap in caps {
                 guard let key = cap.scope.key(for: reservation.attributes) else { continue }
                 var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
+                // Held at the worst case: what an `expected` cap held before is not kept.
                 budget.reservedNanoUSD += reservation.reservedNanoUSD
                 budget.reservedTokens += reservation.reservedTokens
                 budgets[cap.name, default: [:]][key] = budget
-                reservation.holds.append(CapHold(cap: cap.name, key: key))
+                reservation.holds.append(
+                    CapHold(
+                        cap: cap.name, key: key, reservedNanoUSD: reservation.reservedNanoUSD,
+                        reservedTokens: reservation.reservedTokens))
             }
             reservations[reservation.id] = reservation
         }
@@ -241,8 +271,8 @@ struct PolicyState {
     {
         for hold in reservation.holds {
             guard var budget = budgets[hold.cap]?[hold.key] else { continue }
-            budget.reservedNanoUSD -= reservation.reservedNanoUSD
-            budget.reservedTokens -= reservation.reservedTokens
+            budget.reservedNanoUSD -= hold.reservedNanoUSD
+            budget.reservedTokens -= hold.reservedTokens
             budget.window.advance(to: now)
             budget.window.add(cost: cost, tokens: tokens, at: now)
             budgets[hold.cap]![hold.key] = budget

@@ -11,6 +11,7 @@ public struct Reservation: Sendable, Hashable {
     public var estimate: CallEstimate
     public var price: ModelPrice
     public var priced: Bool
+    /// The worst case: what the call can cost at most (charged if it is never reported).
     public var reservedNanoUSD: NanoUSD
     public var reservedTokens: Int64
     public var createdAtMS: Int64
@@ -45,10 +46,16 @@ public struct Reservation: Sendable, Hashable {
 public struct CapHold: Sendable, Hashable {
     public var cap: String
     public var key: String
+    /// What this reservation holds in that budget: the worst case, or less for a cap with
+    /// `reserve = "expected"`.
+    public var reservedNanoUSD: NanoUSD
+    public var reservedTokens: Int64
 
-    public init(cap: String, key: String) {
+    public init(cap: String, key: String, reservedNanoUSD: NanoUSD = 0, reservedTokens: Int64 = 0) {
         self.cap = cap
         self.key = key
+        self.reservedNanoUSD = reservedNanoUSD
+        self.reservedTokens = reservedTokens
     }
 }
 

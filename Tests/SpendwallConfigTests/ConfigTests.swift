@@ -78,6 +78,18 @@ import Testing
             "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n\n[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\n",
             8, "two caps"
         ),
+        (
+            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\nreserve = \"p99\"\n",
+            6, "\"worst_case\" or \"expected\""
+        ),
+        (
+            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\nreserve = \"expected\"\nreserve_percentile = 99\n",
+            7, "fraction from 0.5 to 1"
+        ),
+        (
+            "[[cap]]\nname = \"a\"\nscope = { global = true }\nwindow = \"1d\"\nlimit_usd = 1\nreserve_percentile = 0.9\n",
+            6, "only with reserve = \"expected\""
+        ),
     ])
     func invalidCapsNameTheLine(text: String, line: Int, fragment: String) {
         do {
@@ -145,6 +157,26 @@ import Testing
         #expect(prices["my-model"]?.outputPerMillion == 12_000_000_000)
         #expect(prices["my-model"]?.cacheWritePerMillion == 3_000_000_000)
         #expect(throws: ConfigError.self) { try PricingFile.parse("[models.x]\ninput = 1\n") }
+    }
+
+    @Test func capsTakeAReserveMode() throws {
+        let caps = try CapsFile.parse(
+            """
+            [[cap]]
+            name = "coder"
+            scope = { agent = "coder" }
+            window = "1d"
+            limit_usd = 5
+            reserve = "expected"
+            reserve_percentile = 0.95
+            [[cap]]
+            name = "all"
+            scope = { global = true }
+            window = "1d"
+            limit_usd = 50
+            """)
+        #expect(caps[0].reserve == .expected && caps[0].reservePercentile == 0.95)
+        #expect(caps[1].reserve == .worstCase && caps[1].reservePercentile == 0.99)
     }
 
     @Test func pricingFileTakesTiersBatchShareAndPatterns() throws {
