@@ -104,7 +104,7 @@ struct SocketAPI: Sendable {
         let call = CallAttributes(
             provider: provider, model: body.model, agent: body.agent.nonEmpty, app: peer.app,
             session: body.session.nonEmpty, tags: live.redactor.redact(body.tags ?? [:]))
-        var estimate = live.estimator.estimate(body.request)
+        var estimate = live.estimator.estimate(body.request, model: body.model, provider: provider)
         if body.batch == true { estimate.batch = true }
         let held = HeldCheck(call: call, estimate: estimate, peer: peer, path: path, strict: strict)
         return decide(held, approved: [])
@@ -614,7 +614,7 @@ struct SocketAPI: Sendable {
         guard let model = body.model.nonEmpty ?? body.request?["model"]?.stringValue.nonEmpty else {
             return .badRequest("model is required: pass model, or a request body that names its model")
         }
-        var estimate = estimator.estimate(body.request)
+        var estimate = estimator.estimate(body.request, model: model, provider: body.provider.flatMap(Provider.init))
         if body.batch == true { estimate.batch = true }
         let resolution = engine.price(model)
         return .json(

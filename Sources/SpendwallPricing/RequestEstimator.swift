@@ -31,87 +31,44 @@ public struct CallEstimate: Sendable, Hashable {
     }
 }
 
-/// Estimates input tokens from an OpenAI or Anthropic request body without a tokenizer.
+/// Estimates a request's input tokens and reads its output limit.
 ///
-/// Text counts as one token per 4 ASCII bytes and one per 3 non-ASCII bytes (CJK and emoji
-/// take more tokens per byte), each message adds 4 tokens of framing, each image 1,105 tokens
-/// (the largest high-detail tile count), and tool schemas count as their JSON text.
+/// With a tokenizer for the model's encoding (``tokenizers``, by encoding name), an OpenAI
+/// request is counted exactly by OpenAI's documented chat-format rules (``ChatTokenCounter``)
+/// and the estimate says `exact`; without one, the same rules run over ``ByteTokenEstimate``.
+/// Anthropic requests are always estimates (Claude's tokenizer is not public).
 public struct RequestEstimator: Sendable {
     public var defaultMaxTokens: Int64
+    /// Tokenizers by encoding name (`o200k_base`, `cl100k_base`).
+    public var tokenizers: [String: any TextTokenCounter]
 
-    public init(defaultMaxTokens: Int64 = 4096) {
+    public init(defaultMaxTokens: Int64 = 4096, tokenizers: [String: any TextTokenCounter] = [:]) {
         self.defaultMaxTokens = defaultMaxTokens
+        self.tokenizers = tokenizers
     }
 
-    public func estimate(_ request: JSONValue?) -> CallEstimate {
+    /// The estimate for a request body. `model` and `provider` default to what the body says
+    /// (a `claude` model is Anthropic's).
+    public func estimate(_ request: JSONValue?, model: String? = nil, provider: Provider? = nil) -> CallEstimate {
         guard let request else { return CallEstimate(inputTokens: 0, maxOutputTokens: defaultMaxTokens) }
-        var counter = TokenCounter()
-        for key in ["messages", "input", "prompt", "system", "instructions"] {
-            if let value = request[key] { counter.countContent(value) }
+        let model = model ?? request["model"]?.stringValue ?? ""
+        let provider = provider ?? (model.hasPrefix("claude") ? .anthropic : .openai)
+        let input: Int
+        var exact = false
+        switch provider {
+        case .openai:
+            let tokenizer = tokenizers[ModelEncoding.name(for: model)]
+            input = ChatTokenCounter(text: tokenizer ?? ByteTokenEstimate(), model: model).openAI(request)
+            exact = tokenizer != nil
+        case .anthropic:
+            let tokenizer = tokenizers["o200k_base"]
+            input = ChatTokenCounter(text: tokenizer ?? ByteTokenEstimate(), model: model).anthropic(request)
         }
-        if let tools = request["tools"] { counter.countJSON(tools) }
-        if let functions = request["functions"] { counter.countJSON(functions) }
         let limit =
             request["max_tokens"]?.countValue ?? request["max_completion_tokens"]?.countValue
             ?? request["max_output_tokens"]?.countValue ?? defaultMaxTokens
         // OpenAI's flex processing is billed at batch prices.
         let batch = request["service_tier"]?.stringValue == "flex"
-        return CallEstimate(inputTokens: counter.tokens, maxOutputTokens: limit, batch: batch)
-    }
-}
-
-struct TokenCounter {
-    private var asciiBytes: Int64 = 0
-    private var otherBytes: Int64 = 0
-    private var framing: Int64 = 0
-
-    var tokens: Int64 { (asciiBytes + 3) / 4 + (otherBytes + 2) / 3 + framing }
-
-    mutating func countText(_ text: String) {
-        for byte in text.utf8 {
-            if byte < 0x80 { asciiBytes += 1 } else { otherBytes += 1 }
-        }
-    }
-
-    /// Counts message lists, content-part arrays and plain strings.
-    mutating func countContent(_ value: JSONValue) {
-        switch value {
-        case .string(let text): countText(text)
-        case .array(let items):
-            for item in items { countContent(item) }
-        case .object(let object):
-            if let type = object["type"]?.stringValue,
-                type == "image_url" || type == "image" || type == "input_image"
-            {
-                framing += 1105
-                return
-            }
-            if object["role"] != nil { framing += 4 }
-            for key in ["content", "text", "input", "output", "arguments", "name"] {
-                if let inner = object[key] { countContent(inner) }
-            }
-            if let calls = object["tool_calls"] { countJSON(calls) }
-        default: break
-        }
-    }
-
-    /// Counts a JSON value as the text of its serialization (for tool schemas).
-    mutating func countJSON(_ value: JSONValue) {
-        switch value {
-        case .string(let s): countText(s); asciiBytes += 2
-        case .number: asciiBytes += 4
-        case .bool: asciiBytes += 5
-        case .null: asciiBytes += 4
-        case .array(let items):
-            asciiBytes += 2
-            for item in items { countJSON(item); asciiBytes += 1 }
-        case .object(let object):
-            asciiBytes += 2
-            for (key, item) in object {
-                countText(key)
-                asciiBytes += 4
-                countJSON(item)
-            }
-        }
+        return CallEstimate(inputTokens: Int64(input), maxOutputTokens: limit, exact: exact, batch: batch)
     }
 }

@@ -11,7 +11,7 @@ let dollarCapToml = """
     action = "block"
     """
 /// A request that reserves exactly $0.05 on gpt-4o ($10 per million output tokens, no input).
-var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000, "messages": [] as [Any]] }
+var fiveCentRequest: [String: Any] { ["model": "gpt-4o", "max_tokens": 5000] }
 
 @Suite(.timeLimit(.minutes(2)), .serialized) struct SocketAPITests {
     @Test func healthAnswersAndTheSocketIsPrivate() async throws {

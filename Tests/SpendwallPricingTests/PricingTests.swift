@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import SpendwallCore
@@ -67,7 +68,9 @@ import Testing
         ])
         let estimate = estimator.estimate(request)
         #expect(estimate.maxOutputTokens == 500)
-        #expect(estimate.inputTokens == 104)
+        // 3 to prime the reply + 3 for the message + "user" (1) + 400 ASCII bytes (100).
+        #expect(estimate.inputTokens == 107)
+        #expect(!estimate.exact)
         #expect(estimator.estimate(.object(["max_output_tokens": .number(77)])).maxOutputTokens == 77)
         #expect(estimator.estimate(.object(["max_completion_tokens": .number(9)])).maxOutputTokens == 9)
         #expect(estimator.estimate(nil).maxOutputTokens == 4096)
@@ -124,5 +127,75 @@ import Testing
         #expect(gpt4.priced)
         #expect(table.resolve("gpt-4").price.retired == "2026-10-23")
         #expect(table.resolve("gpt-4o").price.retired == nil)
+    }
+
+    @Test(arguments: [
+        (1024, 1024, 4), (2048, 4096, 6), (100, 100, 1), (768, 768, 4), (4000, 1000, 4), (512, 513, 2),
+    ])
+    func imagesCostTheirTiles(width: Int, height: Int, tiles: Int) {
+        // OpenAI's examples: 1024² → 768² → 4 tiles (765 tokens); 2048×4096 → 768×1536 → 6 tiles.
+        #expect(ImageTokens.tiles(width: width, height: height) == tiles)
+    }
+
+    @Test func imageSizesAreReadFromDataURLs() throws {
+        // A 1×1 PNG, and its size in the header of a bigger one.
+        let png1x1 =
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+        #expect(ImageTokens.dimensions(ofBase64: png1x1)! == (1, 1))
+        var header: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
+        header += [0, 0, 0x08, 0x00, 0, 0, 0x10, 0x00]  // 2048 × 4096
+        let part = JSONValue.object([
+            "type": .string("image_url"),
+            "image_url": .object(["url": .string("data:image/png;base64," + Data(header).base64EncodedString())]),
+        ])
+        #expect(ImageTokens.openAI(part, model: "gpt-4o") == 85 + 170 * 6)
+        #expect(ImageTokens.openAI(part, model: "gpt-4o-mini") == 2833 + 5667 * 6)
+        // A URL's size cannot be known: the largest the rule allows.
+        let remote = JSONValue.object([
+            "type": .string("image_url"), "image_url": .object(["url": .string("https://example.com/cat.png")]),
+        ])
+        #expect(ImageTokens.openAI(remote, model: "gpt-4o") == 85 + 170 * 8)
+        let low = JSONValue.object([
+            "type": .string("image_url"),
+            "image_url": .object(["url": .string("https://example.com/cat.png"), "detail": .string("low")]),
+        ])
+        #expect(ImageTokens.openAI(low, model: "gpt-4o") == 85)
+    }
+
+    @Test func toolsAreCountedByTheDocumentedRule() {
+        // One token per character makes the rule's arithmetic visible.
+        struct OnePerCharacter: TextTokenCounter {
+            func countTokens(_ text: String) -> Int { text.count }
+        }
+        let tool = JSONValue.object([
+            "type": .string("function"),
+            "function": .object([
+                "name": .string("f"), "description": .string("d."),
+                "parameters": .object([
+                    "type": .string("object"),
+                    "properties": .object([
+                        "u": .object([
+                            "type": .string("string"), "description": .string("x"),
+                            "enum": .array([.string("c"), .string("ff")]),
+                        ])
+                    ]),
+                ]),
+            ]),
+        ])
+        let request = JSONValue.object(["messages": .array([]), "tools": .array([tool])])
+        let counter = ChatTokenCounter(text: OnePerCharacter(), model: "gpt-4o")
+        // 3 priming; tools: 7 + "f:d" (3) + 3 + 3 + (-3 + 3 + 1 + 3 + 2) + "u:string:x" (10) + 12.
+        #expect(counter.openAI(request) == 3 + 7 + 3 + 3 + 3 + 6 + 10 + 12)
+        let cl100k = ChatTokenCounter(text: OnePerCharacter(), model: "gpt-4-0613")
+        #expect(cl100k.openAI(request) == counter.openAI(request) + 3)
+    }
+
+    @Test func modelsUseTheirEncoding() {
+        for model in ["gpt-4o", "gpt-4o-mini-2024-07-18", "gpt-4.1", "gpt-5", "o3", "gpt-5.4-pro"] {
+            #expect(ModelEncoding.name(for: model) == "o200k_base", "\(model)")
+        }
+        for model in ["gpt-4", "gpt-4-0613", "gpt-4-turbo", "gpt-3.5-turbo", "text-embedding-3-small"] {
+            #expect(ModelEncoding.name(for: model) == "cl100k_base", "\(model)")
+        }
     }
 }
