@@ -28,7 +28,7 @@ extension SpendwallConfiguration {
 
     /// Applies the sections of a parsed spendwall.toml.
     mutating func apply(_ source: TOMLSource) throws(ConfigError) {
-        let known = ["daemon", "policy", "pricing", "proxy", "upstream", "privacy"]
+        let known = ["daemon", "policy", "pricing", "estimate", "proxy", "upstream", "privacy"]
         for key in source.table.keys where !known.contains(key) {
             throw source.error(
                 "unknown section [\(key)] (known: \(known.joined(separator: ", ")))",
@@ -65,6 +65,16 @@ extension SpendwallConfiguration {
                         line: source.line(ofKey: "approval_timeout"))
                 }
                 approvalTimeoutMS = ms
+            }
+        }
+        if let estimate = try reader.section("estimate", keys: ["anthropic_count_tokens"]) {
+            if let value = estimate["anthropic_count_tokens"] {
+                guard let flag = value.bool else {
+                    throw source.error(
+                        "anthropic_count_tokens must be true or false",
+                        line: source.line(ofKey: "anthropic_count_tokens"))
+                }
+                anthropicCountTokens = flag
             }
         }
         if let pricing = try reader.section("pricing", keys: ["fallback_input_usd", "fallback_output_usd"]) {

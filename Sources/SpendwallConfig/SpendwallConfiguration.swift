@@ -30,6 +30,9 @@ public struct SpendwallConfiguration: Sendable {
     /// Add `x-spendwall-cost-usd`, `-input-tokens` and `-output-tokens` to the proxy's plain
     /// (non-streaming) answers. Off by default: the proxy is transparent unless asked.
     public var costHeaders = false
+    /// `[estimate] anthropic_count_tokens`: ask Anthropic's count_tokens endpoint for the input
+    /// of Anthropic calls (needs an Anthropic key in keys.toml or the environment).
+    public var anthropicCountTokens = false
     /// OpenAI streams that do not ask for usage: `estimate` it (transparent, the default) or
     /// `inject` the request for it and hide the extra chunk (the request body is re-encoded).
     public var openAIStreamUsage = OpenAIStreamUsage.estimate

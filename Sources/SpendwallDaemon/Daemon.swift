@@ -58,19 +58,28 @@ public enum Daemon {
         let writer = LedgerWriter(store: store, logger: logger, onCommit: metrics.committed)
         let loopbackStatus = ListenerStatus()
         let inFlight = InFlightCalls()
-        let api = SocketAPI(
+        let keys = try ProviderKeys.load(paths: paths)
+        let upstreamClient = ProxyForwarder.makeClient(
+            connectTimeoutMS: configuration.upstreamConnectTimeoutMS, readTimeoutMS: configuration.upstreamReadTimeoutMS
+        )
+        var api = SocketAPI(
             engine: engine, writer: writer, events: events, approvals: ApprovalDesk(), state: state, metrics: metrics,
             loopback: loopbackStatus, inFlight: inFlight, clock: SystemWallClock(),
             logger: logger)
+        if let key = keys.anthropic {
+            api.anthropicCount = AnthropicTokenCount(
+                client: upstreamClient, upstream: configuration.anthropicUpstream, key: key)
+        } else if configuration.anthropicCountTokens {
+            logger.warning(
+                "[estimate] anthropic_count_tokens is on but no Anthropic key is configured (keys.toml or SPENDWALL_ANTHROPIC_KEY): Anthropic calls are estimated locally"
+            )
+        }
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,
             forwarder: ProxyForwarder(
-                api: api, state: state,
-                client: ProxyForwarder.makeClient(
-                    connectTimeoutMS: configuration.upstreamConnectTimeoutMS,
-                    readTimeoutMS: configuration.upstreamReadTimeoutMS),
+                api: api, state: state, client: upstreamClient,
                 openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
-                keys: try ProviderKeys.load(paths: paths), costHeaders: configuration.costHeaders,
+                keys: keys, costHeaders: configuration.costHeaders,
                 injectStreamUsage: configuration.openAIStreamUsage == .inject, logger: logger),
             maxBodyBytes: configuration.maxBodyBytes, logger: logger
         ) {

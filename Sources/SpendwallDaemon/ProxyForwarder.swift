@@ -107,7 +107,13 @@ struct ProxyForwarder: Sendable {
         if let refusal = api.failClosedRefusal(strict: false, failMode: live.failMode) {
             return try await LoopbackServer.write(.json(refusal), head: head, to: outbound)
         }
-        let estimate = live.estimator.estimate(json, model: model, provider: route.endpoint.provider)
+        var localEstimate = live.estimator.estimate(json, model: model, provider: route.endpoint.provider)
+        if route.endpoint.provider == .anthropic, live.configuration.anthropicCountTokens,
+            let counter = api.anthropicCount
+        {
+            await localEstimate.refine(with: counter, request: json, model: model)
+        }
+        let estimate = localEstimate
         var hideUsageChunk = false
         if let asked = Self.askingForUsage(json, endpoint: route.endpoint), injectStreamUsage {
             request.body = .bytes(ByteBuffer(bytes: asked))

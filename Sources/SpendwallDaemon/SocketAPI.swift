@@ -22,6 +22,9 @@ struct SocketAPI: Sendable {
     let inFlight: InFlightCalls
     let clock: any WallClock
     let logger: Logger
+    /// Anthropic's count_tokens, when an Anthropic key is configured (used only while
+    /// `[estimate] anthropic_count_tokens` is on).
+    var anthropicCount: AnthropicTokenCount? = nil
 
     /// How long a check waits for an approval (`[policy] approval_timeout`, live).
     var approvalTimeout: Swift.Duration { state.live.approvalTimeout }
@@ -107,6 +110,16 @@ struct SocketAPI: Sendable {
         var estimate = live.estimator.estimate(body.request, model: body.model, provider: provider)
         if body.batch == true { estimate.batch = true }
         let held = HeldCheck(call: call, estimate: estimate, peer: peer, path: path, strict: strict)
+        if provider == .anthropic, live.configuration.anthropicCountTokens, let counter = anthropicCount,
+            let request = body.request
+        {
+            let model = body.model
+            return .later { [held] in
+                var refined = held
+                await refined.estimate.refine(with: counter, request: request, model: model)
+                return await gate(refined).response
+            }
+        }
         return decide(held, approved: [])
     }
 

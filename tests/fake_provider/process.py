@@ -37,6 +37,11 @@ class Fake:
         """Clears the record and opens every gate."""
         self._req("POST", "/_fake/reset")
 
+    def defaults(self, **headers: str) -> None:
+        """Control headers for requests that do not send their own: defaults(usage="5,1")."""
+        query = "&".join(f"x-fake-{k.replace('_', '-')}={v}" for k, v in headers.items())
+        self._req("POST", f"/_fake/defaults?{query}")
+
     def release(self, gate: str) -> None:
         """Answers the calls held by `x-fake-gate: <gate>` (and lets later ones through)."""
         self._req("POST", f"/_fake/release?gate={gate}")

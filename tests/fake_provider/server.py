@@ -27,7 +27,10 @@ Per-request control headers:
 Introspection:
   GET  /_fake/requests  -> JSON list of every request received (method, path, headers, body,
                            sha256, response_status, response_sha256, response_body)
-  POST /_fake/reset     -> clears that list and releases every gate
+  POST /_fake/reset     -> clears that list and the defaults, and releases every gate
+  POST /_fake/defaults?x-fake-usage=...&x-fake-delay-ms=...
+                        -> control headers applied to requests that do not send them (for
+                           requests the daemon makes on its own, such as count_tokens)
   POST /_fake/release?gate=NAME -> releases the calls held at that gate, and later ones
 """
 from __future__ import annotations
@@ -132,7 +135,15 @@ class _Exchange:
     """What one request asked for, parsed from its headers and body."""
 
     def __init__(self, handler: "Handler", body: bytes) -> None:
-        h = handler.headers
+        sent = handler.headers
+        defaults = handler.server.defaults  # type: ignore[attr-defined]
+
+        class _Headers:
+            @staticmethod
+            def get(name: str, default: Optional[str] = None) -> Optional[str]:
+                return sent.get(name) or defaults.get(name) or default
+
+        h = _Headers()
         self.body = body
         try:
             parsed = json.loads(body) if body else {}
@@ -285,9 +296,15 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_fake/reset" and self.command == "POST":
             with self.server.lock:
                 self.server.requests.clear()
+                self.server.defaults = {}
                 gates, self.server.gates = self.server.gates, {}
             for gate in gates.values():
                 gate.set()
+            return self._send_json(200, {"ok": True})
+        if path == "/_fake/defaults" and self.command == "POST":
+            query = parse_qs(urlsplit(self.path).query)
+            with self.server.lock:
+                self.server.defaults = {k: v[0] for k, v in query.items() if k.startswith("x-fake-")}
             return self._send_json(200, {"ok": True})
         if path == "/_fake/release" and self.command == "POST":
             name = parse_qs(urlsplit(self.path).query).get("gate", [""])[0]
@@ -522,6 +539,7 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests: List[Dict[str, Any]] = []
         self.gates: Dict[str, threading.Event] = {}
+        self.defaults: Dict[str, str] = {}
 
     def gate(self, name: str) -> threading.Event:
         with self.lock:
