@@ -52,6 +52,26 @@ public final class PolicyEngine: Sendable {
         state.withLock { $0.expireReservations() }
     }
 
+    /// Sets `amount` aside for `call`'s agent in every cap that covers it, for `ttlMS`: the
+    /// agent's calls then draw on it instead of reserving again.
+    public func preapprove(
+        _ call: CallAttributes, amountNanoUSD: NanoUSD, reason: String, ttlMS: Int64, peer: PeerIdentity = .unknown,
+        approved: Set<String> = []
+    ) -> PreapprovalDecision {
+        state.withLock {
+            $0.preapprove(
+                call, amountNanoUSD: amountNanoUSD, reason: reason, ttlMS: ttlMS, peer: peer, approved: approved)
+        }
+    }
+
+    /// Releases what is left of a pre-approval; nil for an unknown or closed id.
+    public func releasePreapproval(_ id: String) -> Preapproval? { state.withLock { $0.releasePreapproval(id) } }
+
+    /// Open pre-approvals, for one agent or all.
+    public func preapprovals(agent: String? = nil) -> [Preapproval] {
+        state.withLock { $0.openPreapprovals(agent: agent) }
+    }
+
     /// Rebuilds window state from spend recorded before start-up.
     public func seed(_ records: [SpendRecord]) {
         state.withLock { $0.seed(records) }

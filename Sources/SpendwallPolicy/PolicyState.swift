@@ -12,6 +12,7 @@ struct PolicyState {
     private var prices: [String: PriceTable.Resolution] = [:]
     private var rng = SystemRandomNumberGenerator()
     private var outputs = OutputHistory()
+    private var preapprovals: [String: Preapproval] = [:]
 
     private(set) var pricing: PriceTable
     var settings: PolicySettings
@@ -53,8 +54,10 @@ struct PolicyState {
         let tokens = estimate.worstCaseTokens
         var holds: [CapHold] = []
         var needsApproval: (CapStatus, String)?
+        let drawn = preapproval(for: call, cost: cost, now: now)
         for cap in caps {
             guard let key = cap.scope.key(for: call) else { continue }
+            if let drawn, drawn.holds.contains(where: { $0.cap == cap.name && $0.key == key }) { continue }
             var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
             budget.window.advance(to: now)
             budgets[cap.name, default: [:]][key] = budget
@@ -88,6 +91,11 @@ struct PolicyState {
             reservedNanoUSD: cost, reservedTokens: tokens, createdAtMS: now,
             expiresAtMS: now + settings.reservationTTLMS, holds: holds)
         reservation.warnings = holds.compactMap { warning(for: $0) }
+        if let drawn {
+            reservation.drawsFrom = drawn.id
+            preapprovals[drawn.id]!.availableNanoUSD -= cost
+            preapprovals[drawn.id]!.inFlight += 1
+        }
         reservations[reservation.id] = reservation
         return .allow(reservation)
     }
@@ -99,6 +107,7 @@ struct PolicyState {
         let now = clock.nowMS()
         let cost = reservation.price.cost(of: usage, batch: reservation.estimate.batch)
         release(reservation, chargingCost: cost, tokens: usage.totalTokens, at: now)
+        settleDraw(reservation, cost: cost, tokens: usage.totalTokens, at: now)
         outputs.add(
             agent: reservation.attributes.agent, model: reservation.attributes.model, outputTokens: usage.outputTokens)
         var settlement = Settlement(reservation: reservation, usage: usage, costNanoUSD: cost, settledAtMS: now)
@@ -134,9 +143,112 @@ struct PolicyState {
             release(
                 reservation, chargingCost: reservation.reservedNanoUSD,
                 tokens: reservation.reservedTokens, at: now)
+            settleDraw(reservation, cost: reservation.reservedNanoUSD, tokens: reservation.reservedTokens, at: now)
             expired.append(reservation)
         }
+        for (id, preapproval) in preapprovals where !preapproval.closed && preapproval.expiresAtMS <= now {
+            close(id)
+        }
         return expired
+    }
+
+    // MARK: Pre-approvals
+
+    /// Sets `amount` aside for `call`'s agent in every cap that covers it, for `ttlMS`.
+    mutating func preapprove(
+        _ call: CallAttributes, amountNanoUSD amount: NanoUSD, reason: String, ttlMS: Int64,
+        peer: PeerIdentity = .unknown, approved: Set<String> = []
+    ) -> PreapprovalDecision {
+        if let kill = kills.first(where: { $0.covers(call) }) { return .killed(kill) }
+        let now = clock.nowMS()
+        var holds: [CapHold] = []
+        var needsApproval: (CapStatus, String)?
+        for cap in caps {
+            guard let key = cap.scope.key(for: call) else { continue }
+            var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
+            budget.window.advance(to: now)
+            budgets[cap.name, default: [:]][key] = budget
+            if cap.action != .alert, let reason = exceeds(cap, budget, cost: amount, tokens: 0) {
+                if cap.action == .block { return .block(status(cap, key: key, budget), reason: reason) }
+                if !approved.contains(cap.name) && needsApproval == nil {
+                    needsApproval = (status(cap, key: key, budget), reason)
+                }
+            }
+            holds.append(CapHold(cap: cap.name, key: key, reservedNanoUSD: amount))
+        }
+        if let (status, reason) = needsApproval { return .approvalRequired(status, reason: reason) }
+        for hold in holds { budgets[hold.cap]![hold.key]!.reservedNanoUSD += amount }
+        let preapproval = Preapproval(
+            id: "pa_" + String(makeReservationID().dropFirst(2)), attributes: call, peer: peer, reason: reason,
+            amountNanoUSD: amount, createdAtMS: now, expiresAtMS: now + ttlMS, holds: holds)
+        preapprovals[preapproval.id] = preapproval
+        return .granted(preapproval)
+    }
+
+    /// Releases what is left of a pre-approval (calls in flight under it keep their share).
+    /// Returns it as it was before, or nil for an unknown or already closed id.
+    mutating func releasePreapproval(_ id: String) -> Preapproval? {
+        guard let preapproval = preapprovals[id], !preapproval.closed else { return nil }
+        close(id)
+        return preapproval
+    }
+
+    /// Open pre-approvals, for one agent or all.
+    func openPreapprovals(agent: String?) -> [Preapproval] {
+        preapprovals.values.filter { !$0.closed && (agent == nil || $0.attributes.agent == agent) }
+            .sorted { $0.createdAtMS < $1.createdAtMS }
+    }
+
+    /// The open pre-approval a call of this agent draws on: the oldest with enough left.
+    private func preapproval(for call: CallAttributes, cost: NanoUSD, now: Int64) -> Preapproval? {
+        guard let agent = call.agent, !preapprovals.isEmpty else { return nil }
+        return preapprovals.values.filter {
+            !$0.closed && $0.attributes.agent == agent && $0.availableNanoUSD >= cost && $0.expiresAtMS > now
+        }.min { $0.createdAtMS < $1.createdAtMS }
+    }
+
+    /// Moves a settled call's cost from its pre-approval's hold into the windows of the caps the
+    /// pre-approval covers.
+    private mutating func settleDraw(_ reservation: Reservation, cost: NanoUSD, tokens: Int64, at now: Int64) {
+        guard let id = reservation.drawsFrom, var preapproval = preapprovals[id] else { return }
+        let promised = reservation.reservedNanoUSD
+        // An open pre-approval gets back what the call did not use; a closed one holds only
+        // what its calls in flight were promised.
+        let released = min(preapproval.closed ? promised : cost, preapproval.heldNanoUSD)
+        for hold in preapproval.holds {
+            guard var budget = budgets[hold.cap]?[hold.key] else { continue }
+            budget.reservedNanoUSD -= released
+            budget.window.advance(to: now)
+            budget.window.add(cost: cost, tokens: tokens, at: now)
+            budgets[hold.cap]![hold.key] = budget
+        }
+        preapproval.heldNanoUSD -= released
+        if !preapproval.closed {
+            preapproval.availableNanoUSD = min(
+                preapproval.availableNanoUSD + max(0, promised - cost), preapproval.heldNanoUSD)
+        }
+        preapproval.spentNanoUSD += cost
+        preapproval.calls += 1
+        preapproval.inFlight -= 1
+        preapprovals[id] = preapproval
+        if preapproval.closed && (preapproval.inFlight <= 0 || preapproval.heldNanoUSD <= 0) { forget(id) }
+    }
+
+    private mutating func close(_ id: String) {
+        guard var preapproval = preapprovals[id] else { return }
+        let released = preapproval.availableNanoUSD
+        for hold in preapproval.holds { budgets[hold.cap]?[hold.key]?.reservedNanoUSD -= released }
+        preapproval.heldNanoUSD -= released
+        preapproval.availableNanoUSD = 0
+        preapproval.closed = true
+        preapprovals[id] = preapproval
+        if preapproval.inFlight <= 0 { forget(id) }
+    }
+
+    /// Drops a closed pre-approval, releasing any hold left (calls that will never settle).
+    private mutating func forget(_ id: String) {
+        guard let preapproval = preapprovals.removeValue(forKey: id) else { return }
+        for hold in preapproval.holds { budgets[hold.cap]?[hold.key]?.reservedNanoUSD -= preapproval.heldNanoUSD }
     }
 
     /// Learns the output tokens of calls recorded before start-up, oldest first.
@@ -224,6 +336,17 @@ struct PolicyState {
         let live = Array(reservations.values)
         reservations = [:]
         restore(live)
+        for (id, preapproval) in preapprovals {
+            var holds: [CapHold] = []
+            for cap in caps {
+                guard let key = cap.scope.key(for: preapproval.attributes) else { continue }
+                var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: clock.nowMS())
+                budget.reservedNanoUSD += preapproval.heldNanoUSD
+                budgets[cap.name, default: [:]][key] = budget
+                holds.append(CapHold(cap: cap.name, key: key, reservedNanoUSD: preapproval.heldNanoUSD))
+            }
+            preapprovals[id]!.holds = holds
+        }
     }
 
     /// The caps in force.

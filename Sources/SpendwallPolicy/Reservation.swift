@@ -20,6 +20,8 @@ public struct Reservation: Sendable, Hashable {
     public var holds: [CapHold]
     /// Budgets this check pushed over their warning line (not saved across restarts).
     public var warnings: [CapWarning] = []
+    /// The pre-approval this call draws on, if any: caps it covers were not reserved again.
+    public var drawsFrom: String?
 
     public init(
         id: String, attributes: CallAttributes, peer: PeerIdentity, path: SpendPath, strict: Bool,
