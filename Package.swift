@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // Money, usage, providers, caps, windows and decisions. Pure: no I/O.
@@ -76,6 +77,11 @@ let package = Package(
                 "SpendwallProxy",
             ]
         ),
+        // `spendwall mcp`: the stdio MCP server, a client of the socket API.
+        .target(
+            name: "SpendwallMCP",
+            dependencies: ["SpendwallClient", "SpendwallCore", .product(name: "MCP", package: "swift-sdk")]
+        ),
         // A Swift client of the socket API (CLI, MCP server, benchmarks).
         .target(
             name: "SpendwallClient",
@@ -91,7 +97,7 @@ let package = Package(
             name: "SpendwallCommands",
             dependencies: [
                 "SpendwallCore", "SpendwallConfig", "SpendwallDaemon", "SpendwallClient",
-                "SpendwallPricing", "SpendwallLedger",
+                "SpendwallPricing", "SpendwallLedger", "SpendwallMCP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -10,7 +10,7 @@ venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest openai anthropic prometheus_client
+"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest openai anthropic prometheus_client mcp jsonschema
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e sdk-python
 bin=${SPENDWALL_BIN:-.build/debug/spendwall}
 if [ ! -x "$bin" ]; then
@@ -18,7 +18,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 status=0
-for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing sdk-python/tests; do
+for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp sdk-python/tests; do
   echo "==> pytest $suite"
   # exit 5 is pytest's "no tests collected": a failure here
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$suite" || status=1

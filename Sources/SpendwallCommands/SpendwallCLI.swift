@@ -12,7 +12,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, DaemonCommand.self, StartCommand.self, StopCommand.self, StatusCommand.self,
             LsCommand.self, LogsCommand.self, CapsCommand.self, KillCommand.self, ApprovalsCommand.self,
-            ExportCommand.self, EstimateCommand.self, PricingCommand.self,
+            ExportCommand.self, EstimateCommand.self, PricingCommand.self, McpCommand.self,
             DoctorCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,

@@ -137,6 +137,9 @@ struct EstimateBody: Decodable {
     var model: String?
     var request: JSONValue?
     var batch: Bool?
+    /// Token counts that replace the estimate's: a known input size, or another output limit.
+    var input_tokens: Int64?
+    var max_output_tokens: Int64?
 }
 
 struct EstimateAnswer: Encodable {

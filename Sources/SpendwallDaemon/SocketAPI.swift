@@ -50,6 +50,12 @@ struct SocketAPI: Sendable {
         case (.POST, "/v1/kill"): return kill(request, peer: peer)
         case (.GET, "/v1/events"): return subscribe(request)
         case (.GET, "/v1/approvals"): return .later { await listApprovals(request) }
+        case (.POST, "/v1/preapprovals"): return preapprove(request, peer: peer)
+        case (.GET, "/v1/preapprovals"): return .now(listPreapprovals(request))
+        case (.POST, let path) where path.hasPrefix("/v1/preapprovals/") && path.hasSuffix("/release"):
+            return .now(
+                releasePreapproval(String(path.dropFirst("/v1/preapprovals/".count).dropLast("/release".count))))
+        case (.GET, "/v1/budget"): return .now(budget(request, peer: peer))
         case (.POST, let path) where path.hasPrefix("/v1/approvals/") && path.hasSuffix("/resolve"):
             let id = String(path.dropFirst("/v1/approvals/".count).dropLast("/resolve".count))
             return .later { await resolveApproval(id, request, peer: peer) }
@@ -629,6 +635,14 @@ struct SocketAPI: Sendable {
         }
         var estimate = estimator.estimate(body.request, model: model, provider: body.provider.flatMap(Provider.init))
         if body.batch == true { estimate.batch = true }
+        if let tokens = body.input_tokens {
+            guard tokens >= 0 else { return .badRequest("input_tokens must not be negative") }
+            estimate.inputTokens = tokens
+        }
+        if let tokens = body.max_output_tokens {
+            guard tokens >= 0 else { return .badRequest("max_output_tokens must not be negative") }
+            estimate.maxOutputTokens = tokens
+        }
         let resolution = engine.price(model)
         return .json(
             EstimateAnswer(
@@ -710,7 +724,8 @@ struct SocketAPI: Sendable {
             since = clock.nowMS() - span
         }
         do {
-            let rows = try await writer.store.recent(limit: limit, sinceMS: since)
+            let rows = try await writer.store.recent(
+                limit: limit, sinceMS: since, agent: request.query["agent"].nonEmpty)
             return .json(LedgerAnswer(rows: rows.map(Self.eventJSON)))
         } catch {
             return .error(Self.spendwallError(error), status: .serviceUnavailable)
@@ -785,7 +800,7 @@ struct SocketAPI: Sendable {
 
     // MARK: decoding
 
-    private func decode<T: Decodable>(
+    func decode<T: Decodable>(
         _ type: T.Type, _ request: APIRequest, emptyIsObject: Bool = false
     ) -> Result<T, APIResponseError> {
         if emptyIsObject && request.body.readableBytes == 0 {

@@ -10,8 +10,8 @@ public protocol LedgerStore: Sendable {
     func event(requestID: String) async throws -> SpendEvent?
     /// Totals grouped by `grouping` for rows at or after `sinceMS`.
     func spend(by grouping: SpendGrouping, sinceMS: Int64) async throws -> SpendSummary
-    /// The newest rows, newest first.
-    func recent(limit: Int, sinceMS: Int64) async throws -> [SpendEvent]
+    /// The newest rows, newest first (only one agent's, when `agent` is given).
+    func recent(limit: Int, sinceMS: Int64, agent: String?) async throws -> [SpendEvent]
     /// Spend since `sinceMS`, aggregated in 10-second buckets, for rebuilding windows.
     func windowSpend(sinceMS: Int64) async throws -> [WindowSpend]
     /// The output tokens of the newest `limit` calls that completed with real usage, oldest first.

@@ -55,9 +55,19 @@ public struct SQLiteLedger: LedgerStore {
         }
     }
 
-    public func recent(limit: Int, sinceMS: Int64) async throws -> [SpendEvent] {
+    public func recent(limit: Int, sinceMS: Int64, agent: String? = nil) async throws -> [SpendEvent] {
         try await writer.read { db in
-            try Row.fetchAll(
+            if let agent {
+                return try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT * FROM spend_events WHERE time_ms >= ? AND agent = ?
+                        ORDER BY time_ms DESC, id DESC LIMIT ?
+                        """,
+                    arguments: [sinceMS, agent, limit]
+                ).map(EventColumns.event(from:))
+            }
+            return try Row.fetchAll(
                 db, sql: "SELECT * FROM spend_events WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?",
                 arguments: [sinceMS, limit]
             ).map(EventColumns.event(from:))

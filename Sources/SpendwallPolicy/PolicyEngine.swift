@@ -119,6 +119,9 @@ public final class PolicyEngine: Sendable {
     /// Every cap with each of its budgets; a cap nothing has matched yet shows one empty budget.
     public func snapshot() -> PolicySnapshot { state.withLock { $0.snapshot() } }
 
+    /// The budget of every cap that covers a call with these attributes.
+    public func statuses(for call: CallAttributes) -> [CapStatus] { state.withLock { $0.statuses(for: call) } }
+
     /// The price that applies to `model` (cached per model name).
     public func price(_ model: String) -> PriceTable.Resolution { state.withLock { $0.price(model) } }
 }

@@ -357,6 +357,17 @@ struct PolicyState {
 
     // MARK: Reading
 
+    /// The budget of every cap that covers a call with these attributes.
+    mutating func statuses(for call: CallAttributes) -> [CapStatus] {
+        let now = clock.nowMS()
+        return caps.compactMap { cap in
+            guard let key = cap.scope.key(for: call) else { return nil }
+            var budget = budgets[cap.name]?[key] ?? newBudget(cap, now: now)
+            budget.window.advance(to: now)
+            return status(cap, key: key, budget)
+        }
+    }
+
     /// Every cap with each of its budgets; a cap nothing has matched yet shows one empty budget.
     mutating func snapshot() -> PolicySnapshot {
         let now = clock.nowMS()
