@@ -45,7 +45,25 @@ let package = Package(
         // TOML configuration files, validation with line numbers, paths and environment.
         .target(
             name: "SpendwallConfig",
-            dependencies: ["SpendwallCore", "SpendwallPricing", "TOMLKit"]
+            dependencies: ["SpendwallCore", "SpendwallPricing", "SpendwallStripe", "TOMLKit"]
+        ),
+        // Stripe webhook signatures, invoice mapping, billing periods and cost exports. Pure: no I/O.
+        .target(name: "SpendwallStripe", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // libcurl's SMTP client behind a small C shim (curl_easy_setopt is variadic).
+        .target(name: "CSpendwallCurl", linkerSettings: [.linkedLibrary("curl")]),
+        // Alerts out: routing, rate limits, backoff, Slack / webhook / email transports, dead letters.
+        .target(
+            name: "SpendwallAlerts",
+            dependencies: [
+                "SpendwallCore", "SpendwallConfig", "SpendwallLedger", "CSpendwallCurl",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // The proxy's pure parts: routes, attribution headers, SSE and usage readers (no I/O).
         .target(name: "SpendwallProxy", dependencies: ["SpendwallCore"]),
@@ -62,7 +80,7 @@ let package = Package(
             name: "SpendwallDaemon",
             dependencies: [
                 "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
-                "SpendwallConfig", "SpendwallPeer", "CSystemd",
+                "SpendwallConfig", "SpendwallPeer", "CSystemd", "SpendwallAlerts", "SpendwallStripe",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -126,6 +144,8 @@ let package = Package(
             dependencies: ["SpendwallLedger", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "SpendwallConfigTests", dependencies: ["SpendwallConfig"]),
+        .testTarget(name: "SpendwallStripeTests", dependencies: ["SpendwallStripe"]),
+        .testTarget(name: "SpendwallAlertsTests", dependencies: ["SpendwallAlerts", "SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
         .testTarget(
             name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Python suites: the shared fake provider, the daemon's /metrics (prometheus_client's parser), the
 # loopback proxy with the real openai and anthropic packages, and
+# alerts (local HTTP + aiosmtpd servers) and Stripe webhooks, and
 # the Python SDK against the real daemon binary
 # (SPENDWALL_BIN, default .build/debug/spendwall: run `swift build` first) with the real
 # openai and anthropic packages. Uses the virtualenv .venv (gitignored), creating it if needed.
@@ -10,7 +11,7 @@ venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest openai anthropic prometheus_client mcp jsonschema
+"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest openai anthropic prometheus_client mcp jsonschema aiosmtpd
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e sdk-python
 bin=${SPENDWALL_BIN:-.build/debug/spendwall}
 if [ ! -x "$bin" ]; then
@@ -18,7 +19,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 status=0
-for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp sdk-python/tests; do
+for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations sdk-python/tests; do
   echo "==> pytest $suite"
   # exit 5 is pytest's "no tests collected": a failure here
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$suite" || status=1

@@ -12,6 +12,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, DaemonCommand.self, StartCommand.self, StopCommand.self, StatusCommand.self,
             LsCommand.self, LogsCommand.self, CapsCommand.self, KillCommand.self, ApprovalsCommand.self,
+            AlertsCommand.self, ReconcileCommand.self,
             ExportCommand.self, EstimateCommand.self, PricingCommand.self, McpCommand.self,
             DoctorCommand.self,
             ReloadCommand.self,

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import SpendwallAlerts
 import SpendwallConfig
 import SpendwallCore
 import SpendwallLedger
@@ -18,6 +19,7 @@ public enum Daemon {
         let paths = configuration.paths
         let caps = try CapsFile.load(paths: paths)
         let labels = try LabelsFile.load(paths: paths)
+        let alerts = try AlertsFile.load(paths: paths)
         let overrides = try PricingFile.load(paths: paths)
         var builtin = try BuiltinPrices.table()
         builtin.fallback = configuration.fallbackPrice
@@ -74,6 +76,15 @@ public enum Daemon {
                 "[estimate] anthropic_count_tokens is on but no Anthropic key is configured (keys.toml or SPENDWALL_ANTHROPIC_KEY): Anthropic calls are estimated locally"
             )
         }
+        let dispatcher = AlertDispatcher(
+            configuration: alerts, store: store, logger: logger)
+        events.observe { kind, json in dispatcher.submit(kind: kind, event: json) }
+        let reconciler = Reconciler(
+            store: store, events: events, settings: alerts.stripe ?? StripeSettings(), clock: SystemWallClock())
+        api.integrations = IntegrationsAPI(
+            dispatcher: dispatcher, store: store, reconciler: reconciler, clock: SystemWallClock())
+        let stripe = StripeWebhook(
+            settings: alerts.stripe, store: store, reconciler: reconciler, clock: SystemWallClock(), logger: logger)
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,
             forwarder: ProxyForwarder(
@@ -81,7 +92,7 @@ public enum Daemon {
                 openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
                 keys: keys, costHeaders: configuration.costHeaders,
                 injectStreamUsage: configuration.openAIStreamUsage == .inject, logger: logger),
-            maxBodyBytes: configuration.maxBodyBytes, logger: logger
+            stripe: stripe, maxBodyBytes: configuration.maxBodyBytes, logger: logger
         ) {
             metrics.render(reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount)
         }
@@ -94,7 +105,7 @@ public enum Daemon {
             logger.info("ready: pid \(getpid()), \(caps.count) caps, ledger \(paths.ledgerPath)")
         }
         var services: [any Service] = [
-            writer, ReservationKeeper(engine: engine, writer: writer, logger: logger), server, loopback,
+            writer, dispatcher, ReservationKeeper(engine: engine, writer: writer, logger: logger), server, loopback,
         ]
         services.append(ReloadOnHangup(state: state))
         services.append(ConfigWatcher(state: state))

@@ -15,7 +15,7 @@ final class EventBus: Sendable {
     /// The kinds of event there are.
     static let kinds: Set<String> = [
         "SpendObserved", "CapAlert", "CapBlocked", "KillSwitch", "ApprovalRequested", "ApprovalResolved",
-        "ConfigReloaded", "ConfigError",
+        "ConfigReloaded", "ConfigError", "ReconciliationDrift",
     ]
     let maxQueuedBytes: Int
     private let state = Mutex(State())
@@ -39,6 +39,13 @@ final class EventBus: Sendable {
     }
 
     private let onDrop: @Sendable () -> Void
+    /// Sees every event's JSON as published (the alert dispatcher); must not wait.
+    private let observer = Mutex<(@Sendable (String, [UInt8]) -> Void)?>(nil)
+
+    /// Hands every published event's JSON to `observe` too.
+    func observe(_ observe: @escaping @Sendable (_ kind: String, _ json: [UInt8]) -> Void) {
+        observer.withLock { $0 = observe }
+    }
 
     init(maxQueuedBytes: Int = 4 << 20, onDrop: @escaping @Sendable () -> Void = {}) {
         self.maxQueuedBytes = maxQueuedBytes
@@ -63,9 +70,11 @@ final class EventBus: Sendable {
             state.nextID += 1
             return (state.nextID, state.subscribers.values.filter { $0.kinds?.contains(kind) ?? true })
         }
-        guard !targets.isEmpty else { return }
+        let observe = observer.withLock { $0 }
+        guard !targets.isEmpty || observe != nil else { return }
         let envelope = EventEnvelope(id: id, kind: kind, time_ms: timeMS ?? SystemWallClock().nowMS(), data: payload)
         guard let json = try? JSONEncoder().encode(envelope) else { return }
+        observe?(kind, Array(json))
         var frame = "id: \(id)\nevent: \(kind)\ndata: ".utf8.map { $0 }
         frame += json
         frame += [10, 10]

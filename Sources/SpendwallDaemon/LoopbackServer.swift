@@ -24,8 +24,8 @@ final class ListenerStatus: Sendable {
 }
 
 /// The loopback HTTP listener (`[proxy] listen`, default 127.0.0.1:8787): the proxy that
-/// forwards OpenAI and Anthropic calls (``ProxyForwarder``) and the Prometheus text at
-/// `/metrics`.
+/// forwards OpenAI and Anthropic calls (``ProxyForwarder``), the Prometheus text at
+/// `/metrics`, and Stripe's webhook at `/webhooks/stripe` (``StripeWebhook``).
 ///
 /// It binds loopback addresses only (``ListenAddress`` refuses anything else). If the address
 /// cannot be bound — another program holds the port — the daemon keeps serving its socket API,
@@ -41,6 +41,7 @@ final class LoopbackServer: Service, Sendable {
     private let address: ListenAddress
     private let status: ListenerStatus
     private let forwarder: ProxyForwarder
+    private let stripe: StripeWebhook?
     private let metrics: @Sendable () -> [UInt8]
     private let maxBodyBytes: Int
     private let logger: Logger
@@ -52,9 +53,10 @@ final class LoopbackServer: Service, Sendable {
     }
 
     init(
-        address: ListenAddress, status: ListenerStatus, forwarder: ProxyForwarder, maxBodyBytes: Int, logger: Logger,
-        metrics: @escaping @Sendable () -> [UInt8]
+        address: ListenAddress, status: ListenerStatus, forwarder: ProxyForwarder, stripe: StripeWebhook? = nil,
+        maxBodyBytes: Int, logger: Logger, metrics: @escaping @Sendable () -> [UInt8]
     ) {
+        self.stripe = stripe
         self.address = address
         self.status = status
         self.forwarder = forwarder
@@ -183,6 +185,10 @@ final class LoopbackServer: Service, Sendable {
                         "the request body is larger than the \(maxBodyBytes)-byte limit ([daemon] max_body_bytes)"),
                     status: .payloadTooLarge),
                 head: head, to: outbound, keepAlive: false)
+        }
+        if path == StripeWebhook.path, let stripe {
+            return try await Self.write(
+                await stripe.handle(method: head.method, headers: head.headers, body: body), head: head, to: outbound)
         }
         let route: ProxyRoute
         switch ProxyRoute.resolve(

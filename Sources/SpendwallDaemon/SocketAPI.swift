@@ -25,6 +25,8 @@ struct SocketAPI: Sendable {
     /// Anthropic's count_tokens, when an Anthropic key is configured (used only while
     /// `[estimate] anthropic_count_tokens` is on).
     var anthropicCount: AnthropicTokenCount? = nil
+    /// Alerts and reconciliation (`/v1/alerts…`, `/v1/reconcile…`).
+    var integrations: IntegrationsAPI? = nil
 
     /// How long a check waits for an approval (`[policy] approval_timeout`, live).
     var approvalTimeout: Swift.Duration { state.live.approvalTimeout }
@@ -72,6 +74,7 @@ struct SocketAPI: Sendable {
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed))
         default:
+            if let reply = integrations?.reply(to: request) { return reply }
             return .now(
                 .error(
                     SpendwallError(.notFound, "no endpoint \(request.method) \(request.path); see docs/socket-api.md"),

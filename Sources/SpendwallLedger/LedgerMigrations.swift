@@ -98,6 +98,51 @@ enum LedgerMigrations {
             try db.execute(
                 sql: "ALTER TABLE spend_events ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("6-alert-dead-letters") { db in
+            // Alerts that exhausted their retries or failed permanently, for `spendwall alerts`.
+            try db.execute(
+                sql: """
+                    CREATE TABLE alert_dead_letters (
+                        id INTEGER PRIMARY KEY,
+                        created_ms INTEGER NOT NULL,
+                        transport TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        event TEXT NOT NULL,
+                        attempts INTEGER NOT NULL,
+                        last_error TEXT NOT NULL,
+                        status TEXT NOT NULL DEFAULT 'dead',
+                        retried_ms INTEGER
+                    );
+                    CREATE INDEX alert_dead_letters_status ON alert_dead_letters (status, created_ms);
+                    """)
+        }
+        migrator.registerMigration("6-stripe-reconciliation") { db in
+            // Raw Stripe webhook events (the id refuses replays) and what invoices and cost
+            // exports billed per provider and month.
+            try db.execute(
+                sql: """
+                    CREATE TABLE stripe_events (
+                        id TEXT PRIMARY KEY,
+                        type TEXT NOT NULL,
+                        created INTEGER,
+                        livemode INTEGER,
+                        received_ms INTEGER NOT NULL,
+                        payload TEXT NOT NULL
+                    );
+                    CREATE TABLE reconciliations (
+                        id INTEGER PRIMARY KEY,
+                        period TEXT NOT NULL,
+                        provider TEXT NOT NULL,
+                        source TEXT NOT NULL,
+                        reference TEXT NOT NULL,
+                        billed_nanousd INTEGER NOT NULL,
+                        ledger_nanousd INTEGER NOT NULL,
+                        drift_nanousd INTEGER NOT NULL,
+                        updated_ms INTEGER NOT NULL,
+                        UNIQUE (period, provider, source, reference)
+                    );
+                    """)
+        }
         return migrator
     }
 }
