@@ -58,6 +58,11 @@ public enum Daemon {
             engine: engine, writer: writer, events: events, approvals: ApprovalDesk(), state: state, metrics: metrics,
             loopback: loopbackStatus, inFlight: inFlight, clock: SystemWallClock(),
             logger: logger)
+        // Sessions still running at the last stop keep their budget, counted from the ledger.
+        for session in try await store.runningSessions() {
+            let spent = try await store.sessionSpend(id: session.id).total
+            api.adopt(session, spentNanoUSD: spent.costNanoUSD, spentTokens: spent.usage.totalTokens)
+        }
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,
             forwarder: ProxyForwarder(

@@ -47,6 +47,8 @@ struct SocketAPI: Sendable {
         case (.POST, "/v1/kill"): return kill(request, peer: peer)
         case (.GET, "/v1/events"): return subscribe(request)
         case (.GET, "/v1/approvals"): return .later { await listApprovals(request) }
+        case (_, let path) where path == "/v1/sessions" || path.hasPrefix("/v1/sessions/"):
+            return sessionRoute(request, peer: peer)
         case (.POST, let path) where path.hasPrefix("/v1/approvals/") && path.hasSuffix("/resolve"):
             let id = String(path.dropFirst("/v1/approvals/".count).dropLast("/resolve".count))
             return .later { await resolveApproval(id, request, peer: peer) }
@@ -194,6 +196,7 @@ struct SocketAPI: Sendable {
             let cap = CapJSON(status)
             record(refusal(call, peer: peer, path: path, outcome: .blocked))
             events.publish("CapBlocked", CapBlockedEvent(call, cap: cap, reason: reason))
+            sessionBlocked(status, reason: reason)
             return .answer(
                 CheckAnswer(
                     decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
@@ -553,6 +556,7 @@ struct SocketAPI: Sendable {
             timeMS: clock.nowMS(), scope: scope, on: on, peerPID: peer.pid, peerUID: peer.uid, peerExe: peer.exe)
         let answer = KillAnswer(scope: KillScopeJSON(scope), on: on, changed: changed, time_ms: flip.timeMS)
         events.publish("KillSwitch", KillSwitchEvent(flip), timeMS: flip.timeMS)
+        if on { sessionsKilled(scope) }
         return .later { [writer] in
             do {
                 try await writer.store.recordKill(flip)
@@ -760,7 +764,7 @@ struct SocketAPI: Sendable {
 
     // MARK: decoding
 
-    private func decode<T: Decodable>(
+    func decode<T: Decodable>(
         _ type: T.Type, _ request: APIRequest, emptyIsObject: Bool = false
     ) -> Result<T, APIResponseError> {
         if emptyIsObject && request.body.readableBytes == 0 {
