@@ -76,6 +76,9 @@ let package = Package(
                 "SpendwallProxy",
             ]
         ),
+        // `spendwall run`'s process side: a program in a pseudo-terminal (or pipes), stopped
+        // gracefully; its output, resume command and git snapshot. Glibc and Foundation only.
+        .target(name: "SpendwallRun"),
         // A Swift client of the socket API (CLI, MCP server, benchmarks).
         .target(
             name: "SpendwallClient",
@@ -91,7 +94,7 @@ let package = Package(
             name: "SpendwallCommands",
             dependencies: [
                 "SpendwallCore", "SpendwallConfig", "SpendwallDaemon", "SpendwallClient",
-                "SpendwallPricing", "SpendwallLedger",
+                "SpendwallPricing", "SpendwallLedger", "SpendwallRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -121,6 +124,7 @@ let package = Package(
         ),
         .testTarget(name: "SpendwallConfigTests", dependencies: ["SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
+        .testTarget(name: "SpendwallRunTests", dependencies: ["SpendwallRun"]),
         .testTarget(
             name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],
             resources: [.copy("Streams")]),

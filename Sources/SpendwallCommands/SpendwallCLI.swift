@@ -12,7 +12,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, DaemonCommand.self, StartCommand.self, StopCommand.self, StatusCommand.self,
             LsCommand.self, LogsCommand.self, CapsCommand.self, KillCommand.self, ApprovalsCommand.self,
-            ExportCommand.self,
+            ExportCommand.self, RunCommand.self, SessionsCommand.self,
             DoctorCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,
@@ -30,6 +30,9 @@ public struct SpendwallCLI: AsyncParsableCommand {
                 try command.run()
             }
             Foundation.exit(0)
+        } catch let exit as ExitCode {
+            // `run` ends with its program's exit status.
+            Foundation.exit(exit.rawValue)
         } catch let failure as CLIFailure {
             FileHandle.standardError.write(Data(("spendwall: " + failure.message + "\n").utf8))
             Foundation.exit(failure.code)
