@@ -17,6 +17,8 @@ final class SessionWatcher: Sendable {
         var supervisor: SessionSupervisor?
         var pendingStop: StopReason?
         var pendingNotices: [String] = []
+        /// A stop was passed on: later ones (one per refused call) add nothing.
+        var stopping = false
     }
 
     init(id: String, budgetNanoUSD: Int64?) {
@@ -53,15 +55,22 @@ final class SessionWatcher: Sendable {
         if let error { continuation.resume(throwing: error) } else { continuation.resume() }
     }
 
+    /// Follows the events until cancelled. A stream that ends (the daemon restarted) is opened
+    /// again; the session's cap still refuses calls meanwhile, so only the stop would be late.
     func watch(_ client: DaemonClient) async throws {
-        do {
-            try await client.events(kinds: ["SessionStop", "CapAlert"], onOpen: { self.markOpen() }) { event in
-                self.handle(event)
-                return !Task.isCancelled
+        while !Task.isCancelled {
+            do {
+                try await client.events(kinds: ["SessionStop", "CapAlert"], onOpen: { self.markOpen() }) { event in
+                    self.handle(event)
+                    return !Task.isCancelled
+                }
+            } catch {
+                guard isOpen.load(ordering: .acquiring) else {
+                    markOpen(error)
+                    throw error
+                }
             }
-        } catch {
-            markOpen(error)
-            throw error
+            try await Task.sleep(for: .seconds(1))
         }
     }
 
@@ -90,6 +99,10 @@ final class SessionWatcher: Sendable {
 
     private func deliver(stop: StopReason?, notice: String) {
         let supervisor = state.withLock { state -> SessionSupervisor? in
+            if stop != nil {
+                guard !state.stopping else { return nil }
+                state.stopping = true
+            }
             guard let supervisor = state.supervisor else {
                 if state.pendingStop == nil { state.pendingStop = stop }
                 state.pendingNotices.append(notice)

@@ -31,6 +31,12 @@ def on_signal(signo, _frame) -> None:
     sys.exit(130)
 
 
+def on_resize(_signo, _frame) -> None:
+    size = os.get_terminal_size(1)
+    say(f"size={size.columns}x{size.lines}")
+
+
+signal.signal(signal.SIGWINCH, on_resize)
 signal.signal(signal.SIGINT, on_signal)
 signal.signal(signal.SIGTERM, on_signal)
 

@@ -6,13 +6,18 @@ through the socket API and the CLI."""
 from __future__ import annotations
 
 import base64
+import fcntl
+import json
 import os
 import pty
 import select
 import signal
+import struct
 import subprocess
+import termios
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -52,7 +57,12 @@ def repo(tmp_path: Path) -> Path:
 def run_in_pty(daemon: Daemon, args: List[str], cwd: Path, timeout: float = 60,
                during: Optional[Any] = None) -> Tuple[int, bytes]:
     """Runs `spendwall ARGS` with a real terminal as its stdin/stdout/stderr; returns its exit
-    status and everything it wrote to the terminal."""
+    status and everything it wrote to the terminal. `during(fd, output)` runs as output arrives."""
+    return _run_in_pty(daemon, args, cwd, timeout, during)
+
+
+def _run_in_pty(daemon: Daemon, args: List[str], cwd: Path, timeout: float,
+                during: Optional[Any]) -> Tuple[int, bytes]:
     pid, fd = pty.fork()
     if pid == 0:  # the child: becomes spendwall run, in the new terminal
         try:
@@ -64,25 +74,33 @@ def run_in_pty(daemon: Daemon, args: List[str], cwd: Path, timeout: float = 60,
     deadline = time.monotonic() + timeout
     status = None
     try:
-        while time.monotonic() < deadline:
+        while status is None and time.monotonic() < deadline:
             ready, _, _ = select.select([fd], [], [], 0.05)
             if ready:
                 try:
-                    chunk = os.read(fd, 65536)
-                except OSError:  # EIO: the terminal's other side is closed
-                    chunk = b""
-                if not chunk:
-                    break
-                output += chunk
+                    output += os.read(fd, 65536)
+                except OSError:  # EIO: nothing holds the terminal any more
+                    pass
             if during is not None:
-                during(pid, output)
-        _, status = os.waitpid(pid, 0)
+                during(fd, output)
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = raw
+        while status is not None and select.select([fd], [], [], 0.05)[0]:  # what is still buffered
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
     finally:
         if status is None:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)  # its program, in a terminal of its own, gets SIGHUP
             os.waitpid(pid, 0)
-            pytest.fail(f"spendwall run did not finish in {timeout}s; it wrote {output[-2000:]!r}")
         os.close(fd)
+    if status is None:
+        pytest.fail(f"spendwall run did not finish in {timeout}s; it wrote {output[-2000:]!r}")
     return os.waitstatus_to_exitcode(status), output
 
 
@@ -116,12 +134,21 @@ def one_call_cost(daemon: Daemon, sid: str) -> int:
 
 
 def test_a_budget_stops_the_program_with_ctrl_c_in_a_terminal(daemon: Daemon, fake: Fake, repo: Path) -> None:
+    resized = []
+
+    def resize_once(fd: int, output: bytes) -> None:
+        # The user's window changes size: the program's own terminal must follow (and tell it).
+        if not resized and b"tty=True" in output:
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 42, 117, 0, 0))
+            resized.append(True)
+
     code, output = run_in_pty(daemon, ["run", "--budget-usd", str(BUDGET_USD), "--agent", "refactor", "--tag",
                                        "ticket=T-1", "--name", "budget test", "--grace", "5", "--", sys.executable,
-                                       AGENT], cwd=repo)
+                                       AGENT], cwd=repo, during=resize_once)
     text = output.decode(errors="replace")
     sid = session_id(output)
     assert "tty=True" in text, text  # the program had a terminal of its own
+    assert "size=117x42" in text, text  # and it followed the window's size
     assert f"/session/{sid}/v1" in text
     assert "got SIGINT" in text and "got SIGTERM" not in text, text  # Ctrl+C was enough
     assert code == 130, text  # spendwall run exits with the program's status
@@ -172,7 +199,7 @@ def test_a_budget_stops_the_program_with_ctrl_c_in_a_terminal(daemon: Daemon, fa
 
 def test_a_program_that_ignores_ctrl_c_and_sigterm_is_killed(daemon: Daemon, repo: Path) -> None:
     code, output = run_in_pty(daemon, ["run", "--budget-usd", str(BUDGET_USD), "--grace", "0.5", "--",
-                                       sys.executable, AGENT, "--stubborn"], cwd=repo)
+                                       sys.executable, AGENT, "--stubborn"], cwd=repo, timeout=30)
     text = output.decode(errors="replace")
     sid = session_id(output)
     assert "ignoring SIGINT" in text and "ignoring SIGTERM" in text, text
@@ -232,6 +259,34 @@ def test_a_program_that_exits_by_itself_is_recorded_as_exited(daemon: Daemon, tm
     body = show(daemon, sid)
     assert body["session"]["stop_reason"] == "exited" and body["session"]["exit_code"] == 3
     assert body["session"]["budget_tokens"] == 1000
+
+
+def test_a_running_session_keeps_its_budget_across_a_daemon_restart(fake: Fake) -> None:
+    d = Daemon(env={"SPENDWALL_OPENAI_UPSTREAM": fake.url, "SPENDWALL_ANTHROPIC_UPSTREAM": fake.url})
+    try:
+        status, body = d.call("POST", "/v1/sessions", {"command": ["agent"], "budget_nanousd": BUDGET_NANOS})
+        assert status == 200, body
+        sid = body["session"]["id"]
+        assert body["openai_base_url"] == f"http://{d.address}/session/{sid}/v1"
+        assert body["cap"]["name"] == f"session:{sid}" and body["cap"]["limit_nanousd"] == BUDGET_NANOS
+        request = urllib.request.Request(
+            body["openai_base_url"] + "/chat/completions", headers={"content-type": "application/json"},
+            data=json.dumps({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+            .encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        spent = d.rows(expect=1)[0]["cost_nanousd"]
+        d.stop()
+        d.start()
+
+        def session_cap() -> Dict[str, Any]:
+            caps = d.call("GET", "/v1/policy/snapshot")[1]["caps"]
+            return next(c for c in caps if c["name"] == f"session:{sid}")["keys"][0]
+        assert session_cap()["spent_nanousd"] == spent and session_cap()["key"] == sid
+        assert d.call("POST", f"/v1/sessions/{sid}/finish", {"stop_reason": "exited"})[0] == 200
+        assert not [c for c in d.call("GET", "/v1/policy/snapshot")[1]["caps"] if c["name"] == f"session:{sid}"]
+    finally:
+        d.cleanup()
 
 
 def test_bad_input_gets_clear_errors(daemon: Daemon) -> None:
