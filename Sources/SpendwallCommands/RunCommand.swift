@@ -131,7 +131,15 @@ struct RunCommand: AsyncParsableCommand {
         wake.restore()
         watching.cancel()
 
-        let record = try await finish(client, id: id, exit: exit, failure: nil)
+        // The program has ended: its exit status is what matters now, even if the record fails.
+        let record: [String: Any]?
+        do {
+            record = try await finish(client, id: id, exit: exit, failure: nil)
+        } catch {
+            FileHandle.standardError.write(
+                Data("spendwall: could not record the end of session \(id): \(error)\n".utf8))
+            record = nil
+        }
         let spend = record?["spend"] as? [String: Any] ?? [:]
         let cost = (spend["cost_nanousd"] as? Int64).map(Money.format) ?? "$0.00"
         let calls = spend["calls"] as? Int64 ?? 0

@@ -82,7 +82,7 @@ final class SessionWatcher: Sendable {
         case "SessionStop":
             guard data["session"] as? String == id else { return }
             let reason: StopReason = data["reason"] as? String == "killed" ? .killed : .budgetExceeded
-            deliver(stop: reason, notice: "spendwall: stopping (\(reason.rawValue))")
+            deliver(stop: reason, notice: "stopping session \(id) (\(reason.rawValue))")
         case "CapAlert":
             guard let cap = data["cap"] as? [String: Any], cap["name"] as? String == Cap.sessionCapName(id) else {
                 return
@@ -90,7 +90,7 @@ final class SessionWatcher: Sendable {
             let used = (cap["used"] as? Double).map { Int(($0 * 100).rounded(.down)) } ?? 80
             let spent = (cap["spent_nanousd"] as? Int64).map(Money.format)
             let limit = (cap["limit_nanousd"] as? Int64).map(Money.format)
-            var text = "spendwall: session \(id) has used \(used)% of its budget"
+            var text = "session \(id) has used \(used)% of its budget"
             if let spent, let limit { text += " (\(spent) of \(limit))" }
             deliver(stop: nil, notice: text)
         default: return

@@ -74,7 +74,11 @@ struct SessionsCommand: AsyncParsableCommand {
                 if let signal = s["exit_signal"] as? Int64 { end += ", signal \(signal)" }
                 lines.append(end)
             } else {
-                lines.append("state     running")
+                var state = "state     running"
+                if let cap = answer["cap"] as? [String: Any], let used = cap["used"] as? Double {
+                    state += ", \(Format.percent(used)) of its budget spent or reserved"
+                }
+                lines.append(state)
             }
             lines.append(
                 "spend     \(Format.count(spend["calls"] as? Int64 ?? 0)) calls, "

@@ -236,7 +236,7 @@ private struct Loop {
     mutating func showNotices() {
         for notice in notices {
             if terminal != nil {
-                Self.writeAll(1, Array("\u{1B}]0;\(notice)\u{07}".utf8)[...])
+                Self.writeAll(1, Array("\u{1B}]0;spendwall: \(notice)\u{07}".utf8)[...])
             } else {
                 Self.writeAll(2, Array("spendwall: \(notice)\n".utf8)[...])
             }
