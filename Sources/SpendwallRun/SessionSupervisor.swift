@@ -73,7 +73,7 @@ public final class SessionSupervisor: Sendable {
         loop.resize()
         while !loop.finished {
             var fds: [pollfd] = [pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0)]
-            for fd in loop.readable { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            for (fd, events) in loop.interests { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
             let ready = poll(&fds, nfds_t(fds.count), loop.timeoutMS())
             if ready < 0 && errno != EINTR { break }
             var sawOutput = false
@@ -92,7 +92,8 @@ public final class SessionSupervisor: Sendable {
                 }
             }
             for entry in fds.dropFirst() where entry.revents != 0 {
-                sawOutput = loop.pump(entry.fd) || sawOutput
+                if entry.revents & Int16(POLLOUT) != 0 { loop.flushInput() }
+                if entry.revents & ~Int16(POLLOUT) != 0 { sawOutput = loop.pump(entry.fd) || sawOutput }
             }
             loop.reap()
             loop.escalate()
@@ -113,6 +114,9 @@ private struct Loop {
     var output = OutputRecorder()
     var open: Set<Int32>
     var stdinOpen: Bool
+    /// The user's keys not yet taken by the program's terminal. The master is non-blocking, so a
+    /// program that stops reading its input can never stop this loop from reading its output.
+    var pendingInput: [UInt8] = []
     var reason: StopReason?
     var stage = 0
     var deadlineMS: Int64 = 0
@@ -127,10 +131,27 @@ private struct Loop {
         self.terminal = terminal
         self.graceMS = graceMS
         open = Set([child.masterFD, child.stdoutFD, child.stderrFD].compactMap { $0 })
-        stdinOpen = child.usesTerminal
+        if let master = child.masterFD { _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK) }
+        stdinOpen = child.usesTerminal && terminal != nil
     }
 
-    var readable: [Int32] { Array(open).sorted() + (stdinOpen ? [0] : []) }
+    /// What to poll: the program's output (and, while there is input to hand it, room in its
+    /// terminal), and the user's keys while little is waiting.
+    var interests: [(Int32, Int16)] {
+        var result: [(Int32, Int16)] = open.sorted().map { fd in
+            let wantsRoom = fd == child.masterFD && !pendingInput.isEmpty
+            return (fd, Int16(POLLIN) | (wantsRoom ? Int16(POLLOUT) : 0))
+        }
+        if stdinOpen && pendingInput.count < 65536 { result.append((0, Int16(POLLIN))) }
+        return result
+    }
+
+    /// Hands waiting keys to the program's terminal, as much as it takes now.
+    mutating func flushInput() {
+        guard let master = child.masterFD, !pendingInput.isEmpty else { return }
+        let n = pendingInput.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
+        if n > 0 { pendingInput.removeFirst(n) }
+    }
 
     /// Done once the program is reaped and its output read (or no more comes for a moment: a
     /// background process it left may hold the terminal open).
@@ -153,8 +174,9 @@ private struct Loop {
             // The user's keys go to the program's terminal.
             if n <= 0 {
                 stdinOpen = false
-            } else if let master = child.masterFD {
-                Self.writeAll(master, buffer[..<n])
+            } else {
+                pendingInput += buffer[..<n]
+                flushInput()
             }
             return false
         }

@@ -197,6 +197,30 @@ def test_a_budget_stops_the_program_with_ctrl_c_in_a_terminal(daemon: Daemon, fa
     assert shown.returncode == 0 and "claude --resume 0f3c-resume-id" in out and "tracked.txt" in out, out
 
 
+def test_keys_reach_the_program_and_ctrl_c_from_the_keyboard_is_its_own(daemon: Daemon, repo: Path) -> None:
+    typed: List[bytes] = []
+
+    def type_keys(fd: int, output: bytes) -> None:
+        # Output only flows once the user's terminal is in raw mode, so these keys go through whole.
+        if not typed and b"ready" in output:
+            os.write(fd, b"hello\r")
+            typed.append(b"hello")
+        elif len(typed) == 1 and b"got:hello" in output:
+            os.write(fd, b"\x03")  # Ctrl+C, a key like any other: the program's terminal makes it SIGINT
+            typed.append(b"^C")
+
+    # SIGINT's default action from the start, so the key ends it whenever it arrives.
+    program = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); print('ready', flush=True); "
+               "print('got:' + input(), flush=True); time.sleep(30)")
+    code, output = run_in_pty(daemon, ["run", "--", sys.executable, "-c", program], cwd=repo, timeout=30,
+                              during=type_keys)
+    text = output.decode(errors="replace")
+    assert "got:hello" in text and code == 130, text
+    sid = text.split("session ")[-1].split()[0]
+    s = show(daemon, sid)["session"]
+    assert s["stop_reason"] == "exited" and s["exit_signal"] == signal.SIGINT and "exit_code" not in s, s
+
+
 def test_a_program_that_ignores_ctrl_c_and_sigterm_is_killed(daemon: Daemon, repo: Path) -> None:
     code, output = run_in_pty(daemon, ["run", "--budget-usd", str(BUDGET_USD), "--grace", "0.5", "--",
                                        sys.executable, AGENT, "--stubborn"], cwd=repo, timeout=30)
