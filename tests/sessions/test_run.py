@@ -51,6 +51,8 @@ def repo(tmp_path: Path) -> Path:
     (tmp_path / "tracked.txt").write_text("first line\n")
     subprocess.run(["git", "-C", str(tmp_path), "add", "tracked.txt"], check=True, env=env)
     subprocess.run(["git", "-C", str(tmp_path), "commit", "-q", "-m", "start"], check=True, env=env)
+    (tmp_path / "staged.txt").write_text("a staged line\n")  # staged before the session, not committed
+    subprocess.run(["git", "-C", str(tmp_path), "add", "staged.txt"], check=True, env=env)
     return tmp_path
 
 
@@ -180,9 +182,10 @@ def test_a_budget_stops_the_program_with_ctrl_c_in_a_terminal(daemon: Daemon, fa
     assert [m["model"] for m in body["by_model"]] == ["gpt-4o"]
 
     # The git snapshot: changed files and the diff.
-    assert set(body["changed_files"]) == {"?? new.txt", " M tracked.txt"}
+    assert set(body["changed_files"]) == {"?? new.txt", " M tracked.txt", "A  staged.txt"}
     diff = artifact(daemon, sid, "git_diff").decode()
-    assert "+a line the agent added" in diff
+    staged, unstaged = diff.split("# unstaged (git diff)")
+    assert "+a staged line" in staged and "+a line the agent added" in unstaged
     # The raw terminal output, for replay; the 80% notice went to the title, not the screen.
     recorded = artifact(daemon, sid, "output")
     assert b"call 1: 200" in recorded and b"got SIGINT" in recorded
