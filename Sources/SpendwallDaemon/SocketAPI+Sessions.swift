@@ -61,6 +61,8 @@ extension SocketAPI {
         if let terminal = body.terminal, terminal != "pty", terminal != "pipe" {
             return .badRequest("terminal must be \"pty\" or \"pipe\", not \"\(terminal)\"")
         }
+        // A daemon started by socket activation for this very request may still be binding.
+        for _ in 0..<40 where loopback.state == .starting { try? await Task.sleep(for: .milliseconds(50)) }
         guard case .listening(let address) = loopback.state else {
             return .error(
                 SpendwallError(
