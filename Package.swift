@@ -100,6 +100,9 @@ let package = Package(
             name: "SpendwallMCP",
             dependencies: ["SpendwallClient", "SpendwallCore", .product(name: "MCP", package: "swift-sdk")]
         ),
+        // `spendwall run`'s process side: a program in a pseudo-terminal (or pipes), stopped
+        // gracefully; its output, resume command and git snapshot. Glibc and Foundation only.
+        .target(name: "SpendwallRun"),
         // A Swift client of the socket API (CLI, MCP server, benchmarks).
         .target(
             name: "SpendwallClient",
@@ -115,7 +118,7 @@ let package = Package(
             name: "SpendwallCommands",
             dependencies: [
                 "SpendwallCore", "SpendwallConfig", "SpendwallDaemon", "SpendwallClient",
-                "SpendwallPricing", "SpendwallLedger", "SpendwallMCP",
+                "SpendwallPricing", "SpendwallLedger", "SpendwallMCP", "SpendwallRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -147,6 +150,7 @@ let package = Package(
         .testTarget(name: "SpendwallStripeTests", dependencies: ["SpendwallStripe"]),
         .testTarget(name: "SpendwallAlertsTests", dependencies: ["SpendwallAlerts", "SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
+        .testTarget(name: "SpendwallRunTests", dependencies: ["SpendwallRun"]),
         .testTarget(
             name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],
             resources: [.copy("Streams")]),

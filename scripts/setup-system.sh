@@ -3,7 +3,7 @@
 # Uses sudo when not root. Safe to run repeatedly.
 set -euo pipefail
 
-packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl)
+packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,7 +19,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 status=0
-for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations sdk-python/tests; do
+for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/sessions sdk-python/tests; do
   echo "==> pytest $suite"
   # exit 5 is pytest's "no tests collected": a failure here
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$suite" || status=1

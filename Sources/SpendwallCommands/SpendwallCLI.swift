@@ -14,6 +14,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
             LsCommand.self, LogsCommand.self, CapsCommand.self, KillCommand.self, ApprovalsCommand.self,
             AlertsCommand.self, ReconcileCommand.self,
             ExportCommand.self, EstimateCommand.self, PricingCommand.self, McpCommand.self,
+            RunCommand.self, SessionsCommand.self,
             DoctorCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,
@@ -31,6 +32,9 @@ public struct SpendwallCLI: AsyncParsableCommand {
                 try command.run()
             }
             Foundation.exit(0)
+        } catch let exit as ExitCode {
+            // `run` ends with its program's exit status.
+            Foundation.exit(exit.rawValue)
         } catch let failure as CLIFailure {
             FileHandle.standardError.write(Data(("spendwall: " + failure.message + "\n").utf8))
             Foundation.exit(failure.code)

@@ -517,3 +517,126 @@ extension ReportAnswer: JSONWritable {
         }
     }
 }
+
+// MARK: sessions
+
+struct SessionBody: Decodable {
+    var command: [String]
+    var name: String?
+    var cwd: String?
+    var git_branch: String?
+    var git_head: String?
+    var agent: String?
+    var tags: [String: String]?
+    var budget_nanousd: Int64?
+    var budget_tokens: Int64?
+    var terminal: String?
+    var pid: Int32?
+}
+
+struct SessionJSON: Encodable {
+    var id: String
+    var status: String
+    var name: String?
+    var command: [String]
+    var cwd: String?
+    var git_branch: String?
+    var git_head: String?
+    var agent: String?
+    var tags: [String: String]
+    var budget_nanousd: Int64?
+    var budget_tokens: Int64?
+    var terminal: String?
+    var pid: Int32?
+    var started_ms: Int64
+    var ended_ms: Int64?
+    var exit_code: Int32?
+    var exit_signal: Int32?
+    var stop_reason: String?
+    var resume_command: String?
+    var spend: TotalsJSON?
+
+    init(_ s: SessionRecord, spend: TotalsJSON?) {
+        id = s.id
+        status = s.isRunning ? "running" : "ended"
+        name = s.name
+        command = s.command
+        cwd = s.cwd
+        git_branch = s.gitBranch
+        git_head = s.gitHead
+        agent = s.agent
+        tags = s.tags
+        budget_nanousd = s.budgetNanoUSD
+        budget_tokens = s.budgetTokens
+        terminal = s.terminal
+        pid = s.pid
+        started_ms = s.startedMS
+        ended_ms = s.endedMS
+        exit_code = s.exitCode
+        exit_signal = s.exitSignal
+        stop_reason = s.stopReason?.rawValue
+        resume_command = s.resumeCommand
+        self.spend = spend
+    }
+}
+
+struct SessionStartAnswer: Encodable {
+    var session: SessionJSON
+    var proxy_url: String
+    var openai_base_url: String
+    var anthropic_base_url: String
+    var cap: CapJSON?
+}
+
+struct SessionsAnswer: Encodable {
+    var sessions: [SessionJSON]
+}
+
+struct SessionModelJSON: Encodable {
+    var model: String
+    var calls: Int64
+    var input_tokens: Int64
+    var output_tokens: Int64
+    var cache_read_tokens: Int64
+    var cache_write_tokens: Int64
+    var reasoning_tokens: Int64
+    var cost_nanousd: Int64
+}
+
+struct SessionArtifactJSON: Encodable {
+    var kind: String
+    var size: Int
+    var truncated: Bool
+    var created_ms: Int64
+    var content_base64: String?
+}
+
+struct SessionShowAnswer: Encodable {
+    var session: SessionJSON
+    var by_model: [SessionModelJSON]
+    var artifacts: [SessionArtifactJSON]
+    /// The `git status --porcelain` lines of the snapshot taken at exit.
+    var changed_files: [String]?
+    var cap: CapJSON?
+}
+
+struct SessionFinishBody: Decodable {
+    var stop_reason: String
+    var exit_code: Int32?
+    var exit_signal: Int32?
+    var resume_command: String?
+    var artifacts: [ArtifactBody]?
+
+    struct ArtifactBody: Decodable {
+        var kind: String
+        var content_base64: String
+        var truncated: Bool?
+    }
+}
+
+/// Published when a running session must stop: its budget is spent, or a kill switch covers it.
+struct SessionStopEvent: Encodable {
+    var session: String
+    var reason: String
+    var message: String
+}

@@ -85,6 +85,11 @@ public enum Daemon {
             dispatcher: dispatcher, store: store, reconciler: reconciler, clock: SystemWallClock())
         let stripe = StripeWebhook(
             settings: alerts.stripe, store: store, reconciler: reconciler, clock: SystemWallClock(), logger: logger)
+        // Sessions still running at the last stop keep their budget, counted from the ledger.
+        for session in try await store.runningSessions() {
+            let spent = try await store.sessionSpend(id: session.id).total
+            api.adopt(session, spentNanoUSD: spent.costNanoUSD, spentTokens: spent.usage.totalTokens)
+        }
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,
             forwarder: ProxyForwarder(

@@ -53,6 +53,8 @@ final class DaemonState: Sendable {
     let builtinPrices: PriceTable
     let logger: Logger
     let events: EventBus
+    /// The `spendwall run` sessions that are running.
+    let sessions = SessionRegistry()
     private let inspector: Mutex<ProcessInspector>
     private let lastConfigError = Mutex<ConfigError?>(nil)
     private let liveSettings: Mutex<LiveSettings>

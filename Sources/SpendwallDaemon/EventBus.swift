@@ -15,7 +15,7 @@ final class EventBus: Sendable {
     /// The kinds of event there are.
     static let kinds: Set<String> = [
         "SpendObserved", "CapAlert", "CapBlocked", "KillSwitch", "ApprovalRequested", "ApprovalResolved",
-        "ConfigReloaded", "ConfigError", "ReconciliationDrift",
+        "ConfigReloaded", "ConfigError", "ReconciliationDrift", "SessionStop",
     ]
     let maxQueuedBytes: Int
     private let state = Mutex(State())

@@ -101,9 +101,11 @@ struct ProxyForwarder: Sendable {
         let live = api.state.live
         let attribution = HeaderAttribution(headers: headers)
         let session = route.session ?? attribution.session
-        let call = CallAttributes(
-            provider: route.endpoint.provider, model: model, agent: route.agent ?? attribution.agent, app: peer.app,
-            session: session, tags: live.redactor.redact(attribution.tags))
+        // A `spendwall run` session's calls carry its agent and tags (the call's own win).
+        let call = api.state.sessions.attributed(
+            CallAttributes(
+                provider: route.endpoint.provider, model: model, agent: route.agent ?? attribution.agent,
+                app: peer.app, session: session, tags: live.redactor.redact(attribution.tags)))
         if let refusal = api.failClosedRefusal(strict: false, failMode: live.failMode) {
             return try await LoopbackServer.write(.json(refusal), head: head, to: outbound)
         }

@@ -58,6 +58,8 @@ struct SocketAPI: Sendable {
             return .now(
                 releasePreapproval(String(path.dropFirst("/v1/preapprovals/".count).dropLast("/release".count))))
         case (.GET, "/v1/budget"): return .now(budget(request, peer: peer))
+        case (_, let path) where path == "/v1/sessions" || path.hasPrefix("/v1/sessions/"):
+            return sessionRoute(request, peer: peer)
         case (.POST, let path) where path.hasPrefix("/v1/approvals/") && path.hasSuffix("/resolve"):
             let id = String(path.dropFirst("/v1/approvals/".count).dropLast("/resolve".count))
             return .later { await resolveApproval(id, request, peer: peer) }
@@ -217,6 +219,7 @@ struct SocketAPI: Sendable {
             let cap = CapJSON(status)
             record(refusal(call, peer: peer, path: path, outcome: .blocked))
             events.publish("CapBlocked", CapBlockedEvent(call, cap: cap, reason: reason))
+            sessionBlocked(status, reason: reason)
             return .answer(
                 CheckAnswer(
                     decision: "block", reservation_id: nil, reserved_nanousd: 0, priced: true, expires_at_ms: nil,
@@ -577,6 +580,7 @@ struct SocketAPI: Sendable {
             timeMS: clock.nowMS(), scope: scope, on: on, peerPID: peer.pid, peerUID: peer.uid, peerExe: peer.exe)
         let answer = KillAnswer(scope: KillScopeJSON(scope), on: on, changed: changed, time_ms: flip.timeMS)
         events.publish("KillSwitch", KillSwitchEvent(flip), timeMS: flip.timeMS)
+        if on { sessionsKilled(scope) }
         return .later { [writer] in
             do {
                 try await writer.store.recordKill(flip)

@@ -143,6 +143,43 @@ enum LedgerMigrations {
                     );
                     """)
         }
+        migrator.registerMigration("5-sessions") { db in
+            // `spendwall run` sessions and what they left: a git snapshot, the terminal output.
+            try db.execute(
+                sql: """
+                    CREATE TABLE sessions (
+                        id TEXT PRIMARY KEY,
+                        name TEXT,
+                        command TEXT NOT NULL,
+                        cwd TEXT,
+                        git_branch TEXT,
+                        git_head TEXT,
+                        agent TEXT,
+                        tags TEXT NOT NULL DEFAULT '{}',
+                        budget_nanousd INTEGER,
+                        budget_tokens INTEGER,
+                        terminal TEXT,
+                        pid INTEGER,
+                        started_ms INTEGER NOT NULL,
+                        ended_ms INTEGER,
+                        exit_code INTEGER,
+                        exit_signal INTEGER,
+                        stop_reason TEXT,
+                        resume_command TEXT
+                    );
+                    CREATE INDEX sessions_started ON sessions (started_ms);
+                    CREATE INDEX spend_events_session ON spend_events (session) WHERE session IS NOT NULL;
+                    CREATE TABLE session_artifacts (
+                        id INTEGER PRIMARY KEY,
+                        session TEXT NOT NULL REFERENCES sessions (id),
+                        kind TEXT NOT NULL,
+                        created_ms INTEGER NOT NULL,
+                        truncated INTEGER NOT NULL DEFAULT 0,
+                        content BLOB NOT NULL,
+                        UNIQUE (session, kind)
+                    );
+                    """)
+        }
         return migrator
     }
 }

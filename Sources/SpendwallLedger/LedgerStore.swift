@@ -2,7 +2,7 @@ import SpendwallCore
 
 /// Where spend is stored. The daemon talks to this protocol, so another store (team mode's
 /// PostgreSQL shipping) can sit beside or behind the SQLite one.
-public protocol LedgerStore: Sendable {
+public protocol LedgerStore: SessionStore {
     /// Appends events in one transaction, idempotent by request id. Blocks the calling thread
     /// until they are committed: the ``LedgerWriter`` calls it from a thread of its own.
     func append(_ events: [SpendEvent]) throws -> [AppendResult]

@@ -107,6 +107,15 @@ public final class PolicyEngine: Sendable {
     /// The kill switches that are on.
     public var kills: Set<KillScope> { state.withLock { $0.kills } }
 
+    /// Adds (or replaces) a `spendwall run` session's own cap (``Cap/session(_:limitNanoUSD:limitTokens:)``),
+    /// counting what the session already spent. A reload of caps.toml keeps it.
+    public func addSessionCap(_ cap: Cap, spentNanoUSD: NanoUSD = 0, spentTokens: Int64 = 0) {
+        state.withLock { $0.addSessionCap(cap, spentNanoUSD: spentNanoUSD, spentTokens: spentTokens) }
+    }
+
+    /// Removes a session's cap when the session ends.
+    public func removeSessionCap(named name: String) { state.withLock { $0.removeSessionCap(named: name) } }
+
     /// The caps in force.
     public var currentCaps: [Cap] { state.withLock { $0.currentCaps } }
 

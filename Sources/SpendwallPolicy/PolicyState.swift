@@ -7,6 +7,8 @@ import SpendwallPricing
 /// ``PolicyEngine`` makes every operation on it atomic.
 struct PolicyState {
     private var caps: [Cap]
+    /// The caps of running `spendwall run` sessions (also in `caps`); a reload keeps them.
+    private var sessionCaps: [Cap] = []
     private var budgets: [String: [String: Budget]] = [:]
     private var reservations: [String: Reservation] = [:]
     private var prices: [String: PriceTable.Resolution] = [:]
@@ -309,6 +311,7 @@ struct PolicyState {
     mutating func reconfigure(caps newCaps: [Cap], pricing: PriceTable, history: [SpendRecord]) {
         let previous = Dictionary(caps.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let kept = budgets
+        let newCaps = newCaps.filter { Cap.sessionID(ofCapName: $0.name) == nil } + sessionCaps
         caps = newCaps
         self.pricing = pricing
         prices = [:]
@@ -347,6 +350,29 @@ struct PolicyState {
             }
             preapprovals[id]!.holds = holds
         }
+    }
+
+    // MARK: Session caps
+
+    /// Adds (or replaces) a session's own cap, with what the session has already spent (after a
+    /// daemon restart) counted in it.
+    mutating func addSessionCap(_ cap: Cap, spentNanoUSD: NanoUSD, spentTokens: Int64) {
+        removeSessionCap(named: cap.name)
+        let now = clock.nowMS()
+        var budget = newBudget(cap, now: now)
+        if spentNanoUSD > 0 || spentTokens > 0 { budget.window.add(cost: spentNanoUSD, tokens: spentTokens, at: now) }
+        guard case .session(let pattern) = cap.scope else { return }
+        budgets[cap.name] = [pattern.description: budget]
+        caps.append(cap)
+        sessionCaps.append(cap)
+    }
+
+    /// Removes a session's cap (the session ended). Reservations it held release nothing more.
+    mutating func removeSessionCap(named name: String) {
+        guard sessionCaps.contains(where: { $0.name == name }) else { return }
+        sessionCaps.removeAll { $0.name == name }
+        caps.removeAll { $0.name == name }
+        budgets[name] = nil
     }
 
     /// The caps in force.

@@ -58,3 +58,41 @@ import Testing
         #expect(try await ledger.takePendingReservations().isEmpty)
     }
 }
+
+@Suite struct SessionStoreTests {
+    @Test func aSessionIsRecordedFinishedOnceAndSumsItsOwnRows() async throws {
+        let ledger = try SQLiteLedger(writer: DatabaseQueue())
+        let session = SessionRecord(
+            id: "s-1", name: "t", command: ["claude", "--x"], cwd: "/w", gitBranch: "main", gitHead: "abc",
+            agent: "bot", tags: ["k": "v"], budgetNanoUSD: 1000, budgetTokens: nil, terminal: "pty", pid: 7,
+            startedMS: 5)
+        try await ledger.insertSession(session)
+        #expect(try await ledger.runningSessions().map(\.id) == ["s-1"])
+        var rows: [SpendEvent] = []
+        for (id, cost, outcome) in [("a", Int64(300), Outcome.ok), ("b", 200, .ok), ("c", 0, .blocked)] {
+            let row = SpendEvent(
+                requestID: id, timeMS: 10, path: .session, provider: .openai, model: "gpt-4o", agent: "bot",
+                app: "x", session: "s-1", usage: Usage(inputTokens: 10, outputTokens: 5), costNanoUSD: cost,
+                outcome: outcome)
+            rows.append(row)
+        }
+        _ = try ledger.append(rows)
+        let spend = try await ledger.sessionSpend(id: "s-1")
+        #expect(spend.total.calls == 2)
+        #expect(spend.total.costNanoUSD == 500)
+        #expect(spend.byModel.map(\.model) == ["gpt-4o"])
+
+        let ending = SessionEnding(
+            endedMS: 9, exitCode: 130, exitSignal: nil, stopReason: .budgetExceeded, resumeCommand: "claude --resume x")
+        let artifact = SessionArtifact(kind: "git_diff", createdMS: 9, truncated: true, content: Array("+x".utf8))
+        #expect(try await ledger.finishSession(id: "s-1", ending: ending, artifacts: [artifact]))
+        #expect(try await !ledger.finishSession(id: "s-1", ending: ending, artifacts: []))
+        let stored = try #require(try await ledger.session(id: "s-1"))
+        #expect(stored.command == ["claude", "--x"] && stored.tags == ["k": "v"])
+        #expect(stored.stopReason == .budgetExceeded && stored.exitCode == 130 && !stored.isRunning)
+        #expect(try await ledger.runningSessions().isEmpty)
+        let listed = try await ledger.sessionArtifacts(id: "s-1", withContent: false)
+        #expect(listed.map(\.size) == [2] && listed[0].content.isEmpty && listed[0].truncated)
+        #expect(try await ledger.sessionArtifacts(id: "s-1", withContent: true)[0].content == Array("+x".utf8))
+    }
+}
