@@ -17,15 +17,15 @@ import Synchronization
 /// A flapping cap is held to one alert per cap, per window, per kind (``AlertRateLimiter``).
 /// At shutdown, alerts still queued or waiting for a retry are dead-lettered, not lost.
 public final class AlertDispatcher: Service, Sendable {
-    private let configuration: AlertsConfiguration
-    private let policy: BackoffPolicy
     private let store: any IntegrationStore
     private let logger: Logger
     private let clock: any WallClock
     private let random: @Sendable () -> Double
     private let http: HTTPClient
-    private let transports: [String: any AlertTransport]
-    private let queues: [String: (stream: AsyncStream<Job>, continuation: AsyncStream<Job>.Continuation)]
+    /// What alerts.toml says now: replaced whole by ``reconfigure(_:)``.
+    private let routes: Mutex<Routes>
+    /// Transports whose worker is to start (at init and on each reconfiguration).
+    private let workers = AsyncStream<Worker>.makeStream()
     private let overflow = AsyncStream<DeadLetter>.makeStream()
     private let limiter: Mutex<AlertRateLimiter>
     private let stopping = Atomic<Bool>(false)
@@ -33,6 +33,18 @@ public final class AlertDispatcher: Service, Sendable {
 
     struct Job: Sendable {
         var alert: Alert
+    }
+
+    private struct Routes {
+        var configuration: AlertsConfiguration
+        var policy: BackoffPolicy
+        var transports: [String: any AlertTransport] = [:]
+        var queues: [String: AsyncStream<Job>.Continuation] = [:]
+    }
+
+    private struct Worker: Sendable {
+        var transport: any AlertTransport
+        var jobs: AsyncStream<Job>
     }
 
     /// Deliveries so far, for `alerts ls` and tests.
@@ -50,10 +62,6 @@ public final class AlertDispatcher: Service, Sendable {
         clock: any WallClock = SystemWallClock(),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
-        self.configuration = configuration
-        let d = configuration.dispatch
-        self.policy = BackoffPolicy(
-            baseDelayMS: d.baseDelayMS, maxDelayMS: d.maxDelayMS, jitter: d.jitter, maxAttempts: d.maxAttempts)
         self.store = store
         self.logger = logger
         self.clock = clock
@@ -61,32 +69,74 @@ public final class AlertDispatcher: Service, Sendable {
         var httpConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         httpConfiguration.connectionPool.idleTimeout = .seconds(30)
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
-        var transports: [String: any AlertTransport] = [:]
-        var queues: [String: (AsyncStream<Job>, AsyncStream<Job>.Continuation)] = [:]
-        for t in configuration.transports {
-            switch t.kind {
-            case .slack, .webhook:
-                transports[t.name] = HTTPAlertTransport(
-                    configuration: t, client: http, panelURL: d.panelURL, clock: clock)
-            case .email:
-                transports[t.name] = EmailAlertTransport(configuration: t, panelURL: d.panelURL, clock: clock)
+        self.routes = Mutex(Routes(configuration: AlertsConfiguration(), policy: Self.policy(configuration)))
+        self.limiter = Mutex(AlertRateLimiter(windowMS: configuration.dispatch.rateLimitWindowMS))
+        reconfigure(configuration)
+    }
+
+    private static func policy(_ configuration: AlertsConfiguration) -> BackoffPolicy {
+        let d = configuration.dispatch
+        return BackoffPolicy(
+            baseDelayMS: d.baseDelayMS, maxDelayMS: d.maxDelayMS, jitter: d.jitter, maxAttempts: d.maxAttempts)
+    }
+
+    /// Takes a new alerts.toml (a live reload). A transport whose settings did not change keeps
+    /// its queue; a changed one gets a new queue and worker while the old worker finishes what
+    /// it holds; a removed one stops taking alerts and finishes what it holds.
+    public func reconfigure(_ configuration: AlertsConfiguration) {
+        let d = configuration.dispatch
+        let started: [Worker] = routes.withLock { routes in
+            var started: [Worker] = []
+            var transports: [String: any AlertTransport] = [:]
+            var queues: [String: AsyncStream<Job>.Continuation] = [:]
+            for t in configuration.transports {
+                if let old = routes.transports[t.name], old.configuration == t,
+                    routes.configuration.dispatch.panelURL == d.panelURL, let queue = routes.queues[t.name]
+                {
+                    transports[t.name] = old
+                    queues[t.name] = queue
+                    continue
+                }
+                let transport: any AlertTransport
+                switch t.kind {
+                case .slack, .webhook:
+                    transport = HTTPAlertTransport(configuration: t, client: http, panelURL: d.panelURL, clock: clock)
+                case .email:
+                    transport = EmailAlertTransport(configuration: t, panelURL: d.panelURL, clock: clock)
+                }
+                let (stream, continuation) = AsyncStream<Job>.makeStream(
+                    bufferingPolicy: .bufferingNewest(d.queueLimit))
+                transports[t.name] = transport
+                queues[t.name] = continuation
+                started.append(Worker(transport: transport, jobs: stream))
             }
-            queues[t.name] = AsyncStream<Job>.makeStream(bufferingPolicy: .bufferingNewest(d.queueLimit))
+            // Queues no longer used end; their workers deliver what they hold, then stop.
+            for (name, queue) in routes.queues
+            where queues[name] == nil
+                || started.contains(where: {
+                    $0.transport.configuration.name == name
+                })
+            {
+                queue.finish()
+            }
+            routes = Routes(
+                configuration: configuration, policy: Self.policy(configuration), transports: transports,
+                queues: queues)
+            return started
         }
-        self.transports = transports
-        self.queues = queues.mapValues { (stream: $0.0, continuation: $0.1) }
-        self.limiter = Mutex(AlertRateLimiter(windowMS: d.rateLimitWindowMS))
+        limiter.withLock { $0.windowMS = d.rateLimitWindowMS }
+        for worker in started { workers.continuation.yield(worker) }
     }
 
     /// The transports' names and kinds.
     public var transportNames: [(name: String, kind: String)] {
-        configuration.transports.map { ($0.name, $0.kind.rawValue) }
+        routes.withLock { $0.configuration.transports.map { ($0.name, $0.kind.rawValue) } }
     }
 
     /// Takes an event from the event bus. Never waits: routing, the rate limit and queueing
     /// happen on the caller's thread; delivery on the transports' workers.
     public func submit(kind: String, event: [UInt8]) {
-        let routed = configuration.transports(for: kind)
+        let (routed, queues) = routes.withLock { ($0.configuration.transports(for: kind), $0.queues) }
         guard !routed.isEmpty, !stopping.load(ordering: .relaxed) else { return }
         var alert = Alert(kind: kind, event: String(decoding: event, as: UTF8.self))
         if let key = alert.rateLimitKey {
@@ -100,7 +150,7 @@ public final class AlertDispatcher: Service, Sendable {
         }
         for transport in routed {
             guard let queue = queues[transport.name] else { continue }
-            if case .dropped(let old) = queue.continuation.yield(Job(alert: alert)) {
+            if case .dropped(let old) = queue.yield(Job(alert: alert)) {
                 logger.warning("alert queue of \(transport) is full; the oldest alert goes to the dead letters")
                 counters.withLock { $0.deadLettered += 1 }
                 let letter = DeadLetter(
@@ -115,19 +165,21 @@ public final class AlertDispatcher: Service, Sendable {
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                for (name, queue) in queues {
-                    guard let transport = transports[name] else { continue }
-                    group.addTask { await self.work(transport, queue.stream) }
-                }
                 group.addTask {
                     for await letter in self.overflow.stream {
                         await Self.record(letter, store: self.store, logger: self.logger)
                     }
                 }
+                for await worker in self.workers.stream {
+                    group.addTask { await self.work(worker.transport, worker.jobs) }
+                }
             }
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
-            for queue in self.queues.values { queue.continuation.finish() }
+            self.routes.withLock { routes in
+                for queue in routes.queues.values { queue.finish() }
+            }
+            self.workers.continuation.finish()
             self.overflow.continuation.finish()
         }
         try? await http.shutdown()
@@ -154,6 +206,7 @@ public final class AlertDispatcher: Service, Sendable {
                 logger.info("alert \(alert.kind) delivered to \(transport.configuration)")
                 return
             }
+            let policy = routes.withLock { $0.policy }
             switch policy.next(after: attempt, failure: failure, random: random()) {
             case .deadLetter(let reason):
                 await deadLetter(alert, name, attempts: attempt, reason: reason)
@@ -197,7 +250,8 @@ public final class AlertDispatcher: Service, Sendable {
     /// One delivery now, no retries (`alerts test`, `alerts retry`). Throws when there is no
     /// such transport.
     public func deliverOnce(_ alert: Alert, transport name: String) async throws(SpendwallError) -> DeliveryFailure? {
-        guard let transport = transports[name] else {
+        let (found, configuration) = routes.withLock { ($0.transports[name], $0.configuration) }
+        guard let transport = found else {
             let known = configuration.transports.map(\.name).sorted().joined(separator: ", ")
             throw SpendwallError(
                 .notFound,

@@ -10,7 +10,9 @@ import ServiceLifecycle
 /// with inotify, and a burst of changes (editors write, rename and chmod) is debounced into one
 /// reload. A bad file keeps the running configuration (see ``DaemonState/reload()``).
 struct ConfigWatcher: Service {
-    static let reloadable: Set<String> = ["spendwall.toml", "caps.toml", "labels.toml", "pricing.toml"]
+    static let reloadable: Set<String> = [
+        "spendwall.toml", "caps.toml", "labels.toml", "pricing.toml", "alerts.toml",
+    ]
     let state: DaemonState
     var debounce: Duration = .milliseconds(150)
     var poll: Duration = .milliseconds(50)

@@ -79,12 +79,16 @@ public enum Daemon {
         let dispatcher = AlertDispatcher(
             configuration: alerts, store: store, logger: logger)
         events.observe { kind, json in dispatcher.submit(kind: kind, event: json) }
-        let reconciler = Reconciler(
-            store: store, events: events, settings: alerts.stripe ?? StripeSettings(), clock: SystemWallClock())
+        let stripeSettings = LiveStripeSettings(alerts.stripe)
+        let reconciler = Reconciler(store: store, events: events, live: stripeSettings, clock: SystemWallClock())
         api.integrations = IntegrationsAPI(
             dispatcher: dispatcher, store: store, reconciler: reconciler, clock: SystemWallClock())
         let stripe = StripeWebhook(
-            settings: alerts.stripe, store: store, reconciler: reconciler, clock: SystemWallClock(), logger: logger)
+            live: stripeSettings, store: store, reconciler: reconciler, clock: SystemWallClock(), logger: logger)
+        state.onAlertsReload { alerts in
+            dispatcher.reconfigure(alerts)
+            stripeSettings.update(alerts.stripe)
+        }
         // Sessions still running at the last stop keep their budget, counted from the ledger.
         for session in try await store.runningSessions() {
             let spent = try await store.sessionSpend(id: session.id).total

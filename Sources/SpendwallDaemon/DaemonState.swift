@@ -58,6 +58,12 @@ final class DaemonState: Sendable {
     private let inspector: Mutex<ProcessInspector>
     private let lastConfigError = Mutex<ConfigError?>(nil)
     private let liveSettings: Mutex<LiveSettings>
+    private let alertsReload = Mutex<(@Sendable (AlertsConfiguration) -> Void)?>(nil)
+
+    /// Who takes a reloaded alerts.toml (the alert dispatcher and the Stripe webhook).
+    func onAlertsReload(_ apply: @escaping @Sendable (AlertsConfiguration) -> Void) {
+        alertsReload.withLock { $0 = apply }
+    }
 
     /// What spendwall.toml says now (reloaded on change).
     var live: LiveSettings { liveSettings.withLock { $0 } }
@@ -91,7 +97,7 @@ final class DaemonState: Sendable {
         return inspector.identify(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
     }
 
-    /// Reloads spendwall.toml, caps.toml, labels.toml and pricing.toml. A file with an error
+    /// Reloads spendwall.toml, caps.toml, labels.toml, pricing.toml and alerts.toml. A file with an error
     /// leaves everything as it was and throws the ``ConfigError`` naming file and line. Returns
     /// the cap count.
     func reload() async throws -> Int {
@@ -100,11 +106,13 @@ final class DaemonState: Sendable {
         let labels: [LabelRule]
         let overrides: [String: ModelPrice]
         let settings: LiveSettings
+        let alerts: AlertsConfiguration
         do {
             settings = try LiveSettings(SpendwallConfiguration.load(paths: paths))
             caps = try CapsFile.load(paths: paths)
             labels = try LabelsFile.load(paths: paths)
             overrides = try PricingFile.load(paths: paths)
+            alerts = try AlertsFile.load(paths: paths)
         } catch let error as ConfigError {
             lastConfigError.withLock { $0 = error }
             logger.error("reload failed, keeping the running configuration: \(error)")
@@ -122,6 +130,7 @@ final class DaemonState: Sendable {
         engine.update(PolicySettings(reservationTTLMS: settings.configuration.reservationTTLMS))
         engine.reconfigure(caps: caps, pricing: builtin.merging(overrides), history: history)
         inspector.withLock { $0.labels = LabelMatcher(rules: labels) }
+        alertsReload.withLock { $0 }?(alerts)
         let restartOnly = LiveSettings.restartOnlyChanges(from: previous, to: settings.configuration)
         if !restartOnly.isEmpty {
             logger.warning(

@@ -10,8 +10,10 @@ import SpendwallStripe
 struct Reconciler: Sendable {
     let store: any IntegrationStore
     let events: EventBus
-    let settings: StripeSettings
+    let live: LiveStripeSettings
     let clock: any WallClock
+
+    var settings: StripeSettings { live.current ?? StripeSettings() }
 
     /// One provider's month from one source, billed beside seen.
     struct Group: Sendable, Encodable {

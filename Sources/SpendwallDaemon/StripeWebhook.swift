@@ -13,7 +13,7 @@ import SpendwallStripe
 struct StripeWebhook: Sendable {
     static let path = "/webhooks/stripe"
 
-    let settings: StripeSettings?
+    let live: LiveStripeSettings
     let store: any IntegrationStore
     let reconciler: Reconciler?
     let clock: any WallClock
@@ -23,7 +23,7 @@ struct StripeWebhook: Sendable {
         guard method == .POST else {
             return .error(SpendwallError(.methodNotAllowed, "\(Self.path) takes POST"), status: .methodNotAllowed)
         }
-        guard let settings, let secret = settings.secret else {
+        guard let settings = live.current, let secret = settings.secret else {
             return .error(
                 SpendwallError(
                     Self.notConfigured,
@@ -65,7 +65,7 @@ struct StripeWebhook: Sendable {
         }
         var answer = WebhookAnswer(received: true, processed: true, id: id)
         if let reconciler {
-            let (lines, skipped) = settings.mapping.lines(ofEvent: object)
+            let (lines, skipped) = (live.current ?? StripeSettings()).mapping.lines(ofEvent: object)
             answer.skipped = skipped.isEmpty ? nil : skipped
             if !lines.isEmpty {
                 do {

@@ -205,3 +205,32 @@ def test_a_bad_alerts_toml_names_file_and_line() -> None:
 
 def cli() -> str:
     return os.environ.get("SPENDWALL_BIN") or str(REPO / ".build" / "debug" / "spendwall")
+
+
+def test_alerts_toml_reloads_live_and_a_bad_one_keeps_the_running_routes(make_daemon: Callable[..., Daemon],
+                                                                         receiver: Receiver) -> None:
+    daemon = make_daemon()
+    path = os.path.join(daemon.config_dir, "alerts.toml")
+
+    def reloaded(count: int) -> Callable[[], bool]:
+        return lambda: "configuration reloaded" in open(daemon.log_path).read() and \
+            open(daemon.log_path).read().count("configuration reloaded") >= count
+
+    # Route kill switches to a new webhook path only: the next one goes there and nowhere else.
+    with open(path, "w") as f:
+        f.write(alerts_toml(receiver).replace("/hook", "/hook-2").replace('transports = ["slack", "hook"]',
+                                                                          'transports = ["hook"]'))
+    wait_until(reloaded(1), "the reload of alerts.toml")
+    kill(daemon)
+    wait_until(lambda: receiver.received("/hook-2"), "the post to the reloaded webhook")
+    assert receiver.received("/hook") == [] and receiver.received("/slack") == []
+
+    # A broken file is refused with its line; the routes in force stay.
+    with open(path, "w") as f:
+        f.write("[[transport]]\nname = 1\n")
+    wait_until(lambda: "reload failed" in open(daemon.log_path).read(), "the refused reload")
+    status, health = daemon.call("GET", "/v1/health")
+    assert status == 200 and "alerts.toml" in str(health)
+    kill(daemon, on=False)
+    wait_until(lambda: len(receiver.received("/hook-2")) == 2, "the second post to the reloaded webhook")
+    assert receiver.received("/slack") == []
