@@ -49,6 +49,18 @@ let package = Package(
         ),
         // The proxy's pure parts: routes, attribution headers, SSE and usage readers (no I/O).
         .target(name: "SpendwallProxy", dependencies: ["SpendwallCore"]),
+        // OpenAI BPE tokenizers (o200k_base, cl100k_base) with tiktoken's exact ids. Pure: no I/O.
+        .target(name: "SpendwallTokenizer"),
+        // Finding, verifying (SHA-256) and installing the tokenizers' rank files.
+        .target(
+            name: "SpendwallTokenizerFiles",
+            dependencies: [
+                "SpendwallTokenizer",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
         // Who is calling: SO_PEERCRED, /proc and labels.toml.
         .target(name: "SpendwallPeer", dependencies: ["SpendwallCore"]),
         // libsystemd: sd_notify and sd_listen_fds.
@@ -97,7 +109,8 @@ let package = Package(
             name: "SpendwallCommands",
             dependencies: [
                 "SpendwallCore", "SpendwallConfig", "SpendwallDaemon", "SpendwallClient",
-                "SpendwallPricing", "SpendwallLedger", "SpendwallMCP",
+                "SpendwallPricing", "SpendwallLedger", "SpendwallMCP", "SpendwallTokenizer",
+                "SpendwallTokenizerFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -127,6 +140,8 @@ let package = Package(
         ),
         .testTarget(name: "SpendwallConfigTests", dependencies: ["SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
+        .testTarget(
+            name: "SpendwallTokenizerTests", dependencies: ["SpendwallTokenizer", "SpendwallTokenizerFiles"]),
         .testTarget(
             name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],
             resources: [.copy("Streams")]),

@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+@testable import SpendwallTokenizer
+
+/// The byte-pair merge and special tokens on a small made-up vocabulary, where every expected
+/// id can be worked out by hand.
+@Suite struct EncodingTests {
+    /// Bytes 0…255 have ranks 0…255, then the given merges in order.
+    static func rankFile(merges: [String]) -> [UInt8] {
+        var lines: [String] = (0..<256).map { Data([UInt8($0)]).base64EncodedString() + " \($0)" }
+        for (i, merge) in merges.enumerated() { lines.append(Data(merge.utf8).base64EncodedString() + " \(256 + i)") }
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+
+    static let small = try! Encoding(
+        name: .o200kBase, rankFile: rankFile(merges: ["ab", "bc", "abc", "cd", "aa", "aaa"]))
+
+    @Test func mergesTheLowestRankFirst() {
+        // ab(256) < bc(257): [ab, c, d]; then abc(258) < cd(259): [abc, d]; "abcd" is no token.
+        #expect(Self.small.encodeOrdinary("abcd") == [258, 100])
+        #expect(Self.small.encodeOrdinary("bcd") == [257, 100])
+        #expect(Self.small.encodeOrdinary("abc") == [258])
+    }
+
+    @Test func tiesMergeLeftmostFirst() {
+        // [aa, a, a] → the pairs are aaa(261) and aa(260): [aa, aa].
+        #expect(Self.small.encodeOrdinary("aaaa") == [260, 260])
+        // [aa, a, a, a] → aa at 1 (leftmost lowest) → [aa, aa, a] → aaa → [aa, aaa].
+        #expect(Self.small.encodeOrdinary("aaaaa") == [260, 261])
+    }
+
+    @Test func piecesAreMergedSeparately() {
+        // "ab" + " ab": the space belongs to the second piece, whose bytes " ab" merge to [" ", ab].
+        #expect(Self.small.encodeOrdinary("ab ab") == [256, 32, 256])
+    }
+
+    @Test func specialTokens() {
+        let text = "a<|endoftext|>b<|endofprompt|>"
+        #expect(Self.small.encode(text, allowedSpecial: .all) == [97, 199_999, 98, 200_018])
+        #expect(Self.small.encode(text, allowedSpecial: .only(["<|endofprompt|>"])).suffix(1) == [200_018])
+        let ordinary = Self.small.encodeOrdinary(text)
+        #expect(!ordinary.contains(199_999))
+        #expect(Self.small.decodeBytes(ordinary) == Array(text.utf8))
+        #expect(Self.small.decodeBytes(Self.small.encode(text)) == Array(text.utf8))
+        #expect(Self.small.encode(text, allowedSpecial: .only([])) == ordinary)
+    }
+
+    @Test func multibyteTextRoundTrips() {
+        let text = "héllo 日本 🙂 \u{0301}\r\n\t  end"
+        #expect(Self.small.decodeBytes(Self.small.encodeOrdinary(text)) == Array(text.utf8))
+        #expect(Self.small.countTokens(text) == Self.small.encodeOrdinary(text).count)
+    }
+
+    @Test func rejectsMalformedRankFiles() {
+        func error(_ text: String) -> TokenizerError? {
+            do {
+                _ = try Encoding(name: .cl100kBase, rankFile: Array(text.utf8))
+                return nil
+            } catch {
+                return error as? TokenizerError
+            }
+        }
+        #expect(error("YQ== 0\n!!!! 1\n")?.message == "line 2: the token is not base64")
+        #expect(error("YQ== zero\n")?.message == "line 1: expected `BASE64 RANK`")
+        #expect(error("YQ== 0\nYg== 0\n")?.message == "rank 0 is given to two tokens")
+        #expect(error("YQ== 0\nYQ== 1\n")?.message == "a token appears twice (ranks 0 and 1)")
+        #expect(error("YQ== 0\n")?.message == "the rank file of cl100k_base has no token for byte 0")
+    }
+}
