@@ -16,6 +16,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
             DoctorCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,
+            TokenizerCommand.self,
         ])
 
     public init() {}
