@@ -68,3 +68,25 @@ import Testing
         #expect(error("YQ== 0\n")?.message == "the rank file of cl100k_base has no token for byte 0")
     }
 }
+
+/// The heap merge of long pieces against tiktoken's linear scan, on random pieces where ties
+/// and chains of merges are common.
+@Suite struct LongPieceMergeTests {
+    @Test func heapAndLinearScanAgree() {
+        let table = EncodingTests.small.table
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let length = Int.random(in: 2...700, using: &generator)
+            let piece = (0..<length).map { _ in Array("abcd".utf8).randomElement(using: &generator)! }
+            var linear = BytePairMerger(heapThreshold: .max)
+            var heap = BytePairMerger(heapThreshold: 0)
+            var expected: [Int] = []
+            var got: [Int] = []
+            piece.withUnsafeBufferPointer { bytes in
+                linear.encode(bytes.baseAddress!, length, table: table, into: &expected)
+                heap.encode(bytes.baseAddress!, length, table: table, into: &got)
+            }
+            #expect(got == expected, "\(String(decoding: piece, as: UTF8.self))")
+        }
+    }
+}

@@ -125,6 +125,9 @@ GENERATORS: List[Callable[[random.Random], str]] = [
     lambda r: r.choice(["", " "]) + "".join(r.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
                                             for _ in range(r.randint(20, 300))),
     lambda r: "\n".join(_prose(r, r.randint(5, 40)) for _ in range(r.randint(2, 6))) + r.choice(SPACES),
+    # Long single pieces (the merge's heap path): letter runs and punctuation runs of 257+ bytes.
+    lambda r: "".join(r.choice("etaoinshrdlcum") for _ in range(r.randint(257, 3000))),
+    lambda r: " " + "".join(r.choice("=-*#~.") for _ in range(r.randint(257, 1500))),
 ]
 
 
@@ -140,7 +143,7 @@ def mixed_text(seed: int, size: int) -> str:
     rng = random.Random(seed)
     parts: List[str] = []
     total = 0
-    weights = [6, 4, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 3]
+    weights = [6, 4, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 3, 0, 0]
     while total < size:
         text = rng.choices(GENERATORS, weights=weights)[0](rng) + rng.choice([" ", "\n", "\n\n"])
         parts.append(text)
