@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "spendwall", targets: ["spendwall"]),
         .executable(name: "spendwall-bench", targets: ["SpendwallBench"]),
+        .executable(name: "spendwall-tokenizer-bench", targets: ["TokenizerBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -125,6 +126,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "bench/Sources/SpendwallBench"
+        ),
+        .executableTarget(
+            name: "TokenizerBench",
+            dependencies: ["SpendwallTokenizer", "SpendwallTokenizerFiles"],
+            path: "bench/Sources/TokenizerBench"
         ),
         .target(
             name: "SpendwallTestSupport",
