@@ -46,9 +46,9 @@ struct TokenizerCommand: ParsableCommand {
             for status in statuses { for problem in status.problems { print("warning: \(problem)") } }
             if statuses.contains(where: { $0.path == nil }) {
                 print(
-                    "\nWithout a rank file, estimates fall back to a byte-based guess. "
-                        + "Install with `spendwall tokenizer install --from FILE|DIR` "
-                        + "(a downloaded .tiktoken file, a tiktoken cache, or the bpe-openai Python package).")
+                    "\nWithout its rank file an encoding cannot count exactly. Install with "
+                        + "`spendwall tokenizer install [--from FILE|DIR]` (a downloaded .tiktoken file, "
+                        + "a tiktoken cache, or the bpe-openai Python package).")
             }
         }
     }
@@ -91,12 +91,21 @@ struct TokenizerCommand: ParsableCommand {
                 """)
 
         @Option(help: "o200k_base or cl100k_base.") var encoding: String = EncodingName.o200kBase.rawValue
+        @Option(help: "An OpenAI model; its encoding (as tiktoken maps it) replaces --encoding.") var model: String?
         @Flag(help: "Read one JSON string per line, print one JSON array per line.") var jsonl = false
         @Flag(help: "Encode special-token text as the special tokens.") var allowSpecial = false
         @Flag(help: "Print token counts instead of ids.") var count = false
 
+        var encodingName: EncodingName? {
+            if let model { return EncodingName(model: model) }
+            return EncodingName(rawValue: encoding)
+        }
+
         func validate() throws {
-            guard EncodingName(rawValue: encoding) != nil else {
+            if let model, EncodingName(model: model) == nil {
+                throw ValidationError("--model: \(model) is not an OpenAI model on o200k_base or cl100k_base")
+            }
+            guard encodingName != nil else {
                 throw ValidationError(
                     "--encoding must be one of \(EncodingName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -105,7 +114,7 @@ struct TokenizerCommand: ParsableCommand {
         func run() throws {
             let encoder: Encoding
             do {
-                encoder = try TokenizerCommand.store.load(EncodingName(rawValue: encoding)!)
+                encoder = try TokenizerCommand.store.load(encodingName!)
             } catch let error as TokenizerError {
                 throw CLIFailure.failure(error.message)
             }

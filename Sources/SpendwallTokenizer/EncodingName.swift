@@ -44,3 +44,37 @@ public enum EncodingName: String, CaseIterable, Sendable, Hashable, CustomString
         }
     }
 }
+
+extension EncodingName {
+    /// The encoding an OpenAI model counts with, as tiktoken 0.14's `encoding_name_for_model`
+    /// maps it (exact names first, then prefixes of dated and fine-tuned names); nil for models
+    /// on retired encodings (`p50k_base`, `r50k_base`) and unknown names.
+    ///
+    /// `gpt-oss-*` maps to `o200k_base`: its `o200k_harmony` has the same pattern and ranks and
+    /// differs only in special tokens, so ordinary text counts the same.
+    public init?(model: String) {
+        if let exact = Self.models[model] {
+            self = exact
+            return
+        }
+        guard let match = Self.modelPrefixes.first(where: { model.hasPrefix($0.prefix) }) else { return nil }
+        self = match.encoding
+    }
+
+    private static let models: [String: EncodingName] = [
+        "o1": .o200kBase, "o3": .o200kBase, "o4-mini": .o200kBase, "gpt-5": .o200kBase, "gpt-4.1": .o200kBase,
+        "gpt-4o": .o200kBase, "gpt-4": .cl100kBase, "gpt-3.5-turbo": .cl100kBase, "gpt-3.5": .cl100kBase,
+        "gpt-35-turbo": .cl100kBase, "davinci-002": .cl100kBase, "babbage-002": .cl100kBase,
+        "text-embedding-ada-002": .cl100kBase, "text-embedding-3-small": .cl100kBase,
+        "text-embedding-3-large": .cl100kBase,
+    ]
+
+    /// In tiktoken's order: the first matching prefix wins.
+    private static let modelPrefixes: [(prefix: String, encoding: EncodingName)] = [
+        ("o1-", .o200kBase), ("o3-", .o200kBase), ("o4-mini-", .o200kBase), ("gpt-5", .o200kBase),
+        ("gpt-4.5-", .o200kBase), ("gpt-4.1-", .o200kBase), ("chatgpt-4o-", .o200kBase), ("gpt-4o-", .o200kBase),
+        ("gpt-4-", .cl100kBase), ("gpt-3.5-turbo-", .cl100kBase), ("gpt-35-turbo-", .cl100kBase),
+        ("gpt-oss-", .o200kBase), ("ft:gpt-4o", .o200kBase), ("ft:gpt-4", .cl100kBase),
+        ("ft:gpt-3.5-turbo", .cl100kBase), ("ft:davinci-002", .cl100kBase), ("ft:babbage-002", .cl100kBase),
+    ]
+}

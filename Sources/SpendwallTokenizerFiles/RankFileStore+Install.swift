@@ -31,8 +31,8 @@ extension RankFileStore {
                 guard !found.isEmpty else {
                     throw TokenizerError(
                         .missing,
-                        "\(source) holds no rank file (looked for \(Self.directoryCandidates(source, .o200kBase).map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")) and the cl100k_base ones)"
-                    )
+                        "\(source) holds no rank file: looked in it, its data/ and bpe_openai/data/ for "
+                            + "<name>.tiktoken, <name>.tiktoken.gz and tiktoken's cache names")
                 }
             } else {
                 let contents = try Self.uncompressed(Self.read(source), path: source)

@@ -90,3 +90,24 @@ import Testing
         }
     }
 }
+
+@Suite struct ModelEncodingTests {
+    /// Expected values are tiktoken 0.14's `encoding_name_for_model` (gpt-oss aside, see the doc).
+    @Test(arguments: [
+        ("gpt-4o", EncodingName.o200kBase), ("gpt-4o-mini", .o200kBase), ("gpt-4o-2024-08-06", .o200kBase),
+        ("gpt-4.1-nano", .o200kBase), ("gpt-5", .o200kBase), ("gpt-5-mini", .o200kBase), ("o1", .o200kBase),
+        ("o3-mini", .o200kBase), ("o4-mini-2025-04-16", .o200kBase), ("chatgpt-4o-latest", .o200kBase),
+        ("ft:gpt-4o-mini:acme::abc", .o200kBase), ("gpt-4", .cl100kBase), ("gpt-4-turbo", .cl100kBase),
+        ("gpt-4-0613", .cl100kBase), ("gpt-3.5-turbo-0125", .cl100kBase), ("text-embedding-3-small", .cl100kBase),
+        ("ft:gpt-3.5-turbo:acme::x", .cl100kBase), ("gpt-oss-120b", .o200kBase),
+    ])
+    func knownModels(model: String, encoding: EncodingName) {
+        #expect(EncodingName(model: model) == encoding)
+    }
+
+    @Test func retiredAndUnknownModels() {
+        #expect(EncodingName(model: "text-davinci-003") == nil)
+        #expect(EncodingName(model: "claude-sonnet-4") == nil)
+        #expect(EncodingName(model: "") == nil)
+    }
+}

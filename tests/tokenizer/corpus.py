@@ -125,6 +125,10 @@ GENERATORS: List[Callable[[random.Random], str]] = [
     lambda r: r.choice(["", " "]) + "".join(r.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
                                             for _ in range(r.randint(20, 300))),
     lambda r: "\n".join(_prose(r, r.randint(5, 40)) for _ in range(r.randint(2, 6))) + r.choice(SPACES),
+    # Any assigned scalar, supplementary planes included (CJK extension G, tags, variation
+    # selectors: scalars past the pre-tokenizer's class table), next to letters and spaces.
+    lambda r: "".join(r.choice([_assigned(r, 0xA0, 0x3134A), _assigned(r, 0xE0001, 0xE01EF), "a", "Q", " ", "'s"])
+                      for _ in range(r.randint(1, 16))),
     # Long single pieces (the merge's heap path): letter runs and punctuation runs of 257+ bytes.
     lambda r: "".join(r.choice("etaoinshrdlcum") for _ in range(r.randint(257, 3000))),
     lambda r: " " + "".join(r.choice("=-*#~.") for _ in range(r.randint(257, 1500))),
@@ -143,7 +147,7 @@ def mixed_text(seed: int, size: int) -> str:
     rng = random.Random(seed)
     parts: List[str] = []
     total = 0
-    weights = [6, 4, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 3, 0, 0]
+    weights = [6, 4, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 3, 0, 0, 0]
     while total < size:
         text = rng.choices(GENERATORS, weights=weights)[0](rng) + rng.choice([" ", "\n", "\n\n"])
         parts.append(text)
