@@ -111,3 +111,19 @@ import Testing
         #expect(EncodingName(model: "") == nil)
     }
 }
+
+@Suite struct ConcurrentEncodingTests {
+    /// One `Encoding` serves many tasks at once (the daemon shares one) with the same results.
+    @Test func manyTasksShareOneEncoding() async {
+        let encoding = EncodingTests.small
+        let texts = (0..<64).map { i in String(repeating: "abcd aa<|endoftext|> 日本 ", count: i % 9 + 1) + "\(i)" }
+        let expected = texts.map { encoding.encode($0) }
+        let results = await withTaskGroup(of: (Int, [Int]).self) { group in
+            for (i, text) in texts.enumerated() { group.addTask { (i, encoding.encode(text)) } }
+            var results = [[Int]](repeating: [], count: texts.count)
+            for await (i, ids) in group { results[i] = ids }
+            return results
+        }
+        #expect(results == expected)
+    }
+}

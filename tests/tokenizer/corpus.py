@@ -135,10 +135,15 @@ GENERATORS: List[Callable[[random.Random], str]] = [
 ]
 
 
+EDGES = ["", " ", "\n", "\r\n", "  ", "'", "'s", "ſ", "<|", "<|endoftext|", "<|endoftext|>",
+         "<|endoftext|><|endoftext|>", " <|endoftext|> ", "<|endoftext|>\n", "a<|endofprompt|>", "\u0301", "🙂",
+         "\t\t\t", "x ", " x", "1234567890123", "\u00a0\u00a0x", "\u3000", "A'LL", "a'S'T"]
+
+
 def corpus(seed: int, count: int) -> List[str]:
-    """`count` strings; each kind of text appears about equally often."""
+    """`count` strings: a few fixed edge cases, then each generated kind about equally often."""
     rng = random.Random(seed)
-    return [GENERATORS[i % len(GENERATORS)](rng) for i in range(count)]
+    return EDGES + [GENERATORS[i % len(GENERATORS)](rng) for i in range(count - len(EDGES))]
 
 
 def mixed_text(seed: int, size: int) -> str:
