@@ -75,7 +75,7 @@ let package = Package(
             name: "SpendwallDaemon",
             dependencies: [
                 "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
-                "SpendwallConfig", "SpendwallPeer", "CSystemd",
+                "SpendwallConfig", "SpendwallPeer", "CSystemd", "SpendwallTokenizer", "SpendwallTokenizerFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
