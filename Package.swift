@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "spendwall", targets: ["spendwall"]),
         .executable(name: "spendwall-bench", targets: ["SpendwallBench"]),
+        .executable(name: "spendwall-tokenizer-bench", targets: ["TokenizerBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -27,7 +28,7 @@ let package = Package(
         // The built-in price table (a resource) with overrides and estimation.
         .target(
             name: "SpendwallPricing",
-            dependencies: ["SpendwallCore"],
+            dependencies: ["SpendwallCore", "SpendwallTokenizer"],
             resources: [.copy("Resources/prices.json")]
         ),
         // The policy engine actor: windows, reservations, decisions.
@@ -67,6 +68,18 @@ let package = Package(
         ),
         // The proxy's pure parts: routes, attribution headers, SSE and usage readers (no I/O).
         .target(name: "SpendwallProxy", dependencies: ["SpendwallCore"]),
+        // OpenAI BPE tokenizers (o200k_base, cl100k_base) with tiktoken's exact ids. Pure: no I/O.
+        .target(name: "SpendwallTokenizer"),
+        // Finding, verifying (SHA-256) and installing the tokenizers' rank files.
+        .target(
+            name: "SpendwallTokenizerFiles",
+            dependencies: [
+                "SpendwallTokenizer",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
         // Who is calling: SO_PEERCRED, /proc and labels.toml.
         .target(name: "SpendwallPeer", dependencies: ["SpendwallCore"]),
         // libsystemd: sd_notify and sd_listen_fds.
@@ -81,6 +94,7 @@ let package = Package(
             dependencies: [
                 "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
                 "SpendwallConfig", "SpendwallPeer", "CSystemd", "SpendwallAlerts", "SpendwallStripe",
+                "SpendwallTokenizer", "SpendwallTokenizerFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -118,7 +132,8 @@ let package = Package(
             name: "SpendwallCommands",
             dependencies: [
                 "SpendwallCore", "SpendwallConfig", "SpendwallDaemon", "SpendwallClient",
-                "SpendwallPricing", "SpendwallLedger", "SpendwallMCP", "SpendwallRun",
+                "SpendwallPricing", "SpendwallLedger", "SpendwallMCP", "SpendwallRun", "SpendwallTokenizer",
+                "SpendwallTokenizerFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -133,6 +148,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "bench/Sources/SpendwallBench"
+        ),
+        .executableTarget(
+            name: "TokenizerBench",
+            dependencies: ["SpendwallTokenizer", "SpendwallTokenizerFiles"],
+            path: "bench/Sources/TokenizerBench"
         ),
         .target(
             name: "SpendwallTestSupport",
@@ -151,6 +171,8 @@ let package = Package(
         .testTarget(name: "SpendwallAlertsTests", dependencies: ["SpendwallAlerts", "SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
         .testTarget(name: "SpendwallRunTests", dependencies: ["SpendwallRun"]),
+        .testTarget(
+            name: "SpendwallTokenizerTests", dependencies: ["SpendwallTokenizer", "SpendwallTokenizerFiles"]),
         .testTarget(
             name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],
             resources: [.copy("Streams")]),

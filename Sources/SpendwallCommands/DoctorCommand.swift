@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SpendwallConfig
 import SpendwallCore
+import SpendwallTokenizer
 
 struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -120,6 +121,17 @@ struct DoctorCommand: AsyncParsableCommand {
             lines.append(
                 "- unpriced models in the last 1,000 rows: \(unpriced.isEmpty ? "none" : unpriced.sorted().joined(separator: ", ") + " (add them to pricing.toml)")"
             )
+        }
+        lines.append("")
+
+        lines.append("## Tokenizers (`\(TokenizerCommand.store.directory)`)")
+        for status in EncodingName.allCases.map({ TokenizerCommand.store.status($0) }) {
+            lines.append(
+                "- \(status.name): "
+                    + (status.path.map { "ok (`\($0)`)" }
+                        ?? "missing: counts are estimated, not exact (`spendwall tokenizer install`)"))
+            // Not a failure: tiktoken's caches are not Spendwall's to fix, and estimates still work.
+            for problem in status.problems { lines.append("  - warning: \(problem)") }
         }
         lines.append("")
 

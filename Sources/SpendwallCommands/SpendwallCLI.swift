@@ -18,6 +18,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
             DoctorCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,
+            TokenizerCommand.self,
         ])
 
     public init() {}

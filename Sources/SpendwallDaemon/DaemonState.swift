@@ -16,7 +16,9 @@ struct LiveSettings: Sendable {
 
     init(_ configuration: SpendwallConfiguration) throws {
         self.configuration = configuration
-        estimator = RequestEstimator(defaultMaxTokens: configuration.defaultMaxTokens)
+        estimator = RequestEstimator(
+            defaultMaxTokens: configuration.defaultMaxTokens,
+            tokenizers: InstalledTokenizers.counters(dataDirectory: configuration.paths.dataDirectory))
         redactor = try TagRedactor(
             keys: configuration.redactTags, valuePattern: configuration.redactValuePattern,
             keyFile: configuration.paths.dataDirectory + "/redact.key")

@@ -1,3 +1,5 @@
+import SpendwallTokenizer
+
 /// Counts the tokens of a piece of text: a BPE tokenizer when its rank file is installed, else
 /// ``ByteTokenEstimate``.
 public protocol TextTokenCounter: Sendable {
@@ -20,16 +22,8 @@ public struct ByteTokenEstimate: TextTokenCounter {
     }
 }
 
-/// Which OpenAI encoding a model uses (tiktoken's `encoding_for_model`, for the models
-/// Spendwall prices): `cl100k_base` for the GPT-4 / GPT-3.5 generation and the embeddings,
-/// `o200k_base` for everything newer.
-public enum ModelEncoding {
-    public static func name(for model: String) -> String {
-        let cl100k = ["gpt-4-", "gpt-3.5", "text-embedding-", "gpt-35-"]
-        if model == "gpt-4" || cl100k.contains(where: { model.hasPrefix($0) }) {
-            // gpt-4o and gpt-4.1 are o200k; "gpt-4-" is gpt-4-turbo, gpt-4-0613 and the like.
-            return "cl100k_base"
-        }
-        return "o200k_base"
-    }
+/// Which OpenAI encoding a model uses: tiktoken's mapping (``EncodingName/init(model:)``), and
+/// `o200k_base` for a model tiktoken does not know (every model newer than its table).
+enum ModelEncoding {
+    static func name(for model: String) -> String { (EncodingName(model: model) ?? .o200kBase).rawValue }
 }
