@@ -82,7 +82,13 @@ struct ProxyForwarder: Sendable {
         }
         if body.readableBytes > 0 || head.method == .POST { request.body = .bytes(body) }
 
-        guard route.endpoint.isBilled else {
+        // A call an SDK has already checked (it holds a live reservation, and the SDK reports
+        // it) is not checked or recorded twice: a wrapped client whose base URL is this proxy,
+        // as under `spendwall run`.
+        let checkedBySDK =
+            headers.first { $0.0.lowercased() == HeaderAttribution.reservationHeader }
+            .map { api.engine.isReserved($0.1.trimmingCharacters(in: .whitespaces)) } ?? false
+        guard route.endpoint.isBilled, !checkedBySDK else {
             let end = await relay(
                 request, head: head, outbound: outbound, record: FlightRecord(), endpoint: nil,
                 stop: StopSignal(channel))

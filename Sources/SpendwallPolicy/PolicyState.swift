@@ -378,6 +378,8 @@ struct PolicyState {
     /// The caps in force.
     var currentCaps: [Cap] { caps }
 
+    func isReserved(_ id: String) -> Bool { reservations[id] != nil }
+
     /// The reservations in flight, to be saved at a clean stop.
     func inFlight() -> [Reservation] { Array(reservations.values) }
 

@@ -131,8 +131,12 @@ public struct HeaderAttribution: Sendable, Hashable {
     public var tags: [String: String] = [:]
 
     public static let headerNames: Set<String> = [
-        "x-spendwall-agent", "x-agent-name", "x-spendwall-session", "x-spendwall-tags",
+        "x-spendwall-agent", "x-agent-name", "x-spendwall-session", "x-spendwall-tags", reservationHeader,
     ]
+
+    /// Sent by the SDKs on a call they have already checked: the reservation it holds. A proxied
+    /// call that carries a live one is passed through without a second check or ledger row.
+    public static let reservationHeader = "x-spendwall-reservation"
 
     public init(headers: [(String, String)]) {
         for (name, value) in headers {

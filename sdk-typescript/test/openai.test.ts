@@ -346,7 +346,9 @@ test('attribution: configure < spendwallFetch options < withAttribution < header
   const [hdr] = await daemon.rows(agent + '-hdr', 1);
   assert.deepEqual(hdr.tags, { env: 'test', a: '1', json: 'yes' });
   for (const r of await fake.calls()) {
-    assert.deepEqual(Object.keys(r.headers).filter((k) => k.startsWith('x-spendwall')), []);
+    // Only the reservation goes along (to a loopback server, for Spendwall's own proxy).
+    assert.deepEqual(Object.keys(r.headers).filter((k) => k.startsWith('x-spendwall') && k !== 'x-spendwall-reservation'), []);
+    assert.match(r.headers['x-spendwall-reservation'] as string, /^r_[0-9a-f]{32}$/);
   }
 });
 

@@ -10,6 +10,7 @@ import asyncio
 import functools
 from collections import abc
 import inspect
+import re
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from . import _config, _context
@@ -132,6 +133,22 @@ def _error_status(exc: BaseException) -> Optional[int]:
     return code if isinstance(code, int) else None
 
 
+_LOOPBACK = re.compile(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/|$)", re.I)
+
+
+def _mark_checked(kwargs: Dict[str, Any], call: Call, base_url: Any) -> None:
+    """Sends the call's reservation along (`x-spendwall-reservation`) to a loopback base URL: when
+    that is Spendwall's own proxy (as under `spendwall run`), the proxy passes the call through
+    instead of checking and recording it a second time. A provider's own URL gets nothing."""
+    if not call.reservation_id or not _LOOPBACK.match(str(base_url or "")):
+        return
+    options = dict(kwargs.get("options") or {})
+    headers = dict(options.get("headers") or {})
+    headers["x-spendwall-reservation"] = call.reservation_id
+    options["headers"] = headers
+    kwargs["options"] = options
+
+
 def _prepare(state: _State, endpoint: str, kwargs: Dict[str, Any], captured: Dict[str, Any]) -> Tuple[Call, bool]:
     body = kwargs.get("body")
     request_json: Optional[str] = None
@@ -166,6 +183,10 @@ def _wrap_post(resource: Any, state: _State, endpoints: Iterable[str], is_async:
     if getattr(original, "_spendwall_original", None) is not None:
         original = original._spendwall_original
     billable = frozenset(endpoints)
+    client = getattr(resource, "_client", resource)
+
+    def base_url() -> Any:
+        return getattr(client, "base_url", None)
 
     if not is_async:
         def post(path: str, *args: Any, **kwargs: Any) -> Any:
@@ -174,6 +195,7 @@ def _wrap_post(resource: Any, state: _State, endpoints: Iterable[str], is_async:
                 return original(path, *args, **kwargs)
             call, hide = _prepare(state, endpoint, kwargs, _context.current())
             call.check()
+            _mark_checked(kwargs, call, base_url())
             try:
                 result = original(path, *args, **kwargs)
             except BaseException as exc:
@@ -190,6 +212,7 @@ def _wrap_post(resource: Any, state: _State, endpoints: Iterable[str], is_async:
             endpoint = path.split("?", 1)[0]
             call, hide = _prepare(state, endpoint, kwargs, captured)
             await call.acheck()
+            _mark_checked(kwargs, call, base_url())
             try:
                 result = await original(path, *args, **kwargs)
             except asyncio.CancelledError:

@@ -178,6 +178,10 @@ function isAbort(e: unknown, init: RequestInit | undefined): boolean {
 
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
+/** The header that tells Spendwall's proxy a call was already checked (its live reservation). */
+const RESERVATION_HEADER = 'x-spendwall-reservation';
+const LOOPBACK_URL = /^https?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\//i;
+
 function rebuild(upstream: Response, body: BodyInit | null): Response {
   const res = new Response(NULL_BODY.has(upstream.status) ? null : body, {
     status: upstream.status,
@@ -329,6 +333,21 @@ export function spendwallFetch(options: SpendwallFetchOptions = {}): FetchLike {
         if (taken) r.headers = taken.rest;
         if (forwardBody !== undefined) r.body = forwardBody;
         fwdInput = new Request(input as Request, r);
+      }
+    }
+
+    // The reservation goes along to a loopback server: when that is Spendwall's own proxy (as
+    // under `spendwall run`), it passes the call through instead of checking it a second time.
+    // A provider's own URL gets the request untouched.
+    if (call.reservationId !== undefined && LOOPBACK_URL.test(url)) {
+      if (useInit) {
+        const headers = new Headers((fwdInit ?? init)?.headers);
+        headers.set(RESERVATION_HEADER, call.reservationId);
+        fwdInit = { ...(fwdInit ?? init), headers };
+      } else {
+        const headers = new Headers((fwdInput as Request).headers);
+        headers.set(RESERVATION_HEADER, call.reservationId);
+        fwdInput = new Request(fwdInput as Request, { headers });
       }
     }
 
