@@ -57,12 +57,19 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // The panel's assets (compiled in from Assets/) and its access rules. Pure but for
+        // the token file.
+        .target(
+            name: "SpendwallPanel",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Assets"]
+        ),
         // Composition: the socket API, lifecycle and systemd integration.
         .target(
             name: "SpendwallDaemon",
             dependencies: [
                 "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
-                "SpendwallConfig", "SpendwallPeer", "CSystemd",
+                "SpendwallConfig", "SpendwallPeer", "SpendwallPanel", "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -127,6 +134,7 @@ let package = Package(
         ),
         .testTarget(name: "SpendwallConfigTests", dependencies: ["SpendwallConfig"]),
         .testTarget(name: "SpendwallPeerTests", dependencies: ["SpendwallPeer"]),
+        .testTarget(name: "SpendwallPanelTests", dependencies: ["SpendwallPanel"]),
         .testTarget(
             name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],
             resources: [.copy("Streams")]),

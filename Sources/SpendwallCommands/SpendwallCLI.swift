@@ -13,7 +13,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
             InitCommand.self, DaemonCommand.self, StartCommand.self, StopCommand.self, StatusCommand.self,
             LsCommand.self, LogsCommand.self, CapsCommand.self, KillCommand.self, ApprovalsCommand.self,
             ExportCommand.self, EstimateCommand.self, PricingCommand.self, McpCommand.self,
-            DoctorCommand.self,
+            DoctorCommand.self, PanelCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,
         ])

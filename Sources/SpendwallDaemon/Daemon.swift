@@ -4,6 +4,7 @@ import ServiceLifecycle
 import SpendwallConfig
 import SpendwallCore
 import SpendwallLedger
+import SpendwallPanel
 import SpendwallPolicy
 import SpendwallPricing
 import UnixSignals
@@ -74,6 +75,13 @@ public enum Daemon {
                 "[estimate] anthropic_count_tokens is on but no Anthropic key is configured (keys.toml or SPENDWALL_ANTHROPIC_KEY): Anthropic calls are estimated locally"
             )
         }
+        let panelToken: String
+        do {
+            panelToken = try PanelToken.loadOrCreate(path: paths.configFile("panel.token"))
+        } catch {
+            throw SpendwallError(
+                .unavailable, "cannot write the panel's token \(paths.configFile("panel.token")): \(error)")
+        }
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,
             forwarder: ProxyForwarder(
@@ -81,6 +89,7 @@ public enum Daemon {
                 openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
                 keys: keys, costHeaders: configuration.costHeaders,
                 injectStreamUsage: configuration.openAIStreamUsage == .inject, logger: logger),
+            panel: PanelServer(api: api, token: panelToken),
             maxBodyBytes: configuration.maxBodyBytes, logger: logger
         ) {
             metrics.render(reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount)

@@ -104,6 +104,27 @@ public struct SQLiteLedger: LedgerStore {
         }
     }
 
+    public func spendSeries(by grouping: SpendGrouping, bucket: SpendBucket, sinceMS: Int64) async throws
+        -> [SpendPoint]
+    {
+        let bucketExpression =
+            bucket == .day
+            ? "date(time_ms / 1000, 'unixepoch', 'localtime')"
+            : "strftime('%Y-%m-%d %H:00', time_ms / 1000, 'unixepoch', 'localtime')"
+        let key = grouping == .tag ? "'(all)'" : Self.groupExpression(grouping)
+        let sql = """
+            SELECT \(bucketExpression) AS b, \(key) AS k, COUNT(*) AS calls, SUM(cost_nanousd) AS cost
+            FROM spend_events WHERE time_ms >= ? GROUP BY b, k ORDER BY b, cost DESC
+            """
+        return try await writer.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: [sinceMS]).map { row in
+                SpendPoint(
+                    bucket: row["b"] ?? "", key: (row["k"] as String?) ?? "(none)", calls: row["calls"] ?? 0,
+                    costNanoUSD: row["cost"] ?? 0)
+            }
+        }
+    }
+
     static func groupExpression(_ grouping: SpendGrouping) -> String {
         switch grouping {
         case .app: return "app"
