@@ -98,6 +98,23 @@ public struct SQLiteLedger: LedgerStore {
             let rows = try Row.fetchAll(db, sql: keyed, arguments: [sinceMS]).map { row in
                 (key: (row["k"] as String?) ?? "(none)", totals: Self.totals(row))
             }
+            // Every row falls in exactly one group (but for tags, of which a row has any number):
+            // the total is the groups' sum, without a second scan of the ledger.
+            guard grouping == .tag else {
+                var total = SpendTotals()
+                for row in rows {
+                    total.calls += row.totals.calls
+                    let u = row.totals.usage
+                    total.usage.inputTokens += u.inputTokens
+                    total.usage.outputTokens += u.outputTokens
+                    total.usage.cacheReadTokens += u.cacheReadTokens
+                    total.usage.cacheWriteTokens += u.cacheWriteTokens
+                    total.usage.reasoningTokens += u.reasoningTokens
+                    total.usage.cacheWrite1hTokens += u.cacheWrite1hTokens
+                    total.costNanoUSD += row.totals.costNanoUSD
+                }
+                return SpendSummary(total: total, rows: rows)
+            }
             let totalRow = try Row.fetchOne(
                 db, sql: "SELECT \(sums) FROM spend_events WHERE time_ms >= ?", arguments: [sinceMS])
             return SpendSummary(total: totalRow.map(Self.totals) ?? SpendTotals(), rows: rows)

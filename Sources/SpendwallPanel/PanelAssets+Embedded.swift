@@ -286,11 +286,18 @@ async function refreshApprovals() {
 // ---------- Now ----------
 
 async function loadTotals(el) {
+  // One read for all three: spend per local day since the earliest of the three starts.
   const ranges = [["Today", startOfDay()], ["This week", startOfWeek()], ["This month", startOfMonth()]];
-  const answers = await Promise.all(ranges.map(([, since]) => api("/spend?by=outcome&since=" + seconds(since))));
+  const earliest = new Date(Math.min(...ranges.map(([, d]) => d.getTime())));
+  const days = await api("/spend?by=day&since=" + seconds(earliest));
+  const key = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  const sums = ranges.map(([, since]) => {
+    const from = key(since);
+    return days.rows.filter((r) => r.key >= from).reduce((a, r) => ({ cost: a.cost + r.cost_nanousd, calls: a.calls + r.calls }), { cost: 0, calls: 0 });
+  });
   el.replaceChildren(...ranges.map(([label], i) => h("div", { class: "card", "data-total": label },
-    h("div", { class: "label" }, label), h("div", { class: "value" }, dollars(answers[i].total.cost_nanousd)),
-    h("div", { class: "sub" }, count(answers[i].total.calls) + " calls"))));
+    h("div", { class: "label" }, label), h("div", { class: "value" }, dollars(sums[i].cost)),
+    h("div", { class: "sub" }, count(sums[i].calls) + " calls"))));
 }
 
 function feedRow(row, fresh) {
