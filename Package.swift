@@ -88,12 +88,19 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // The panel's assets (compiled in from Assets/) and its access rules. Pure but for
+        // the token file.
+        .target(
+            name: "SpendwallPanel",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Assets"]
+        ),
         // Composition: the socket API, lifecycle and systemd integration.
         .target(
             name: "SpendwallDaemon",
             dependencies: [
                 "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
-                "SpendwallConfig", "SpendwallPeer", "CSystemd", "SpendwallAlerts", "SpendwallStripe",
+                "SpendwallConfig", "SpendwallPeer", "SpendwallPanel", "CSystemd", "SpendwallAlerts", "SpendwallStripe",
                 "SpendwallTokenizer", "SpendwallTokenizerFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -173,6 +180,7 @@ let package = Package(
         .testTarget(name: "SpendwallRunTests", dependencies: ["SpendwallRun"]),
         .testTarget(
             name: "SpendwallTokenizerTests", dependencies: ["SpendwallTokenizer", "SpendwallTokenizerFiles"]),
+        .testTarget(name: "SpendwallPanelTests", dependencies: ["SpendwallPanel"]),
         .testTarget(
             name: "SpendwallProxyTests", dependencies: ["SpendwallProxy", "SpendwallCore"],
             resources: [.copy("Streams")]),

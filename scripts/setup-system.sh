@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Spendwall builds and tests against, only when missing.
-# Uses sudo when not root. Safe to run repeatedly.
+# chromium and chromium-driver run the panel's browser tests (tests/panel). Uses sudo when not root. Safe to run repeatedly.
 set -euo pipefail
 
-packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl git)
+packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl git
+  chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,14 +5,15 @@
 # (rank files from the bpe-openai wheel), and
 # the Python SDK against the real daemon binary
 # (SPENDWALL_BIN, default .build/debug/spendwall: run `swift build` first) with the real
-# openai and anthropic packages. Uses the virtualenv .venv (gitignored), creating it if needed.
+# openai and anthropic packages, and the panel in a real headless Chromium (selenium; Debian's
+# chromium + chromium-driver from scripts/setup-system.sh). Uses the virtualenv .venv (gitignored), creating it if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest openai anthropic prometheus_client mcp jsonschema aiosmtpd \
+"$venv/bin/python" -m pip install -q --disable-pip-version-check pytest openai anthropic prometheus_client mcp jsonschema aiosmtpd selenium \
   tiktoken
 # The tokenizer parity test takes its rank files from bpe-openai and skips (saying why) without it.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check bpe-openai \
@@ -24,7 +25,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 status=0
-for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/sessions tests/tokenizer sdk-python/tests; do
+for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/sessions tests/tokenizer tests/panel sdk-python/tests; do
   echo "==> pytest $suite"
   # exit 5 is pytest's "no tests collected": a failure here
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$suite" || status=1

@@ -41,22 +41,7 @@ struct CapsCommand: AsyncParsableCommand {
             }
         }
 
-        static func parseScope(_ text: String) -> CapScope? {
-            if text == "global" { return .global }
-            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[1].isEmpty else { return nil }
-            switch parts[0] {
-            case "agent": return .agent(ScopePattern(parts[1]))
-            case "app": return .app(ScopePattern(parts[1]))
-            case "session": return .session(ScopePattern(parts[1]))
-            case "model": return .model(ScopePattern(parts[1]))
-            case "tag":
-                let tag = parts[1].split(separator: "=", maxSplits: 1).map(String.init)
-                guard tag.count == 2, !tag[0].isEmpty, !tag[1].isEmpty else { return nil }
-                return .tag(key: tag[0], value: ScopePattern(tag[1]))
-            default: return nil
-            }
-        }
+        static func parseScope(_ text: String) -> CapScope? { CapScope(flag: text) }
 
         func run() async throws {
             let cap = Cap(

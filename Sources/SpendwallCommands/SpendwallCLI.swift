@@ -15,7 +15,7 @@ public struct SpendwallCLI: AsyncParsableCommand {
             AlertsCommand.self, ReconcileCommand.self,
             ExportCommand.self, EstimateCommand.self, PricingCommand.self, McpCommand.self,
             RunCommand.self, SessionsCommand.self,
-            DoctorCommand.self,
+            DoctorCommand.self, PanelCommand.self,
             ReloadCommand.self,
             ServiceCommand.self,
             TokenizerCommand.self,

@@ -83,3 +83,27 @@ public enum ScopePattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension CapScope {
+    /// Parses the one-line form the CLI and the panel use: `global`, `agent=A`, `app=X`,
+    /// `session=S`, `model=M` or `tag=KEY=VALUE` (a value of `*` gives each one its own budget).
+    public init?(flag text: String) {
+        if text == "global" {
+            self = .global
+            return
+        }
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[1].isEmpty else { return nil }
+        switch parts[0] {
+        case "agent": self = .agent(ScopePattern(parts[1]))
+        case "app": self = .app(ScopePattern(parts[1]))
+        case "session": self = .session(ScopePattern(parts[1]))
+        case "model": self = .model(ScopePattern(parts[1]))
+        case "tag":
+            let tag = parts[1].split(separator: "=", maxSplits: 1).map(String.init)
+            guard tag.count == 2, !tag[0].isEmpty, !tag[1].isEmpty else { return nil }
+            self = .tag(key: tag[0], value: ScopePattern(tag[1]))
+        default: return nil
+        }
+    }
+}

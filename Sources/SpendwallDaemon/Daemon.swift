@@ -5,6 +5,7 @@ import SpendwallAlerts
 import SpendwallConfig
 import SpendwallCore
 import SpendwallLedger
+import SpendwallPanel
 import SpendwallPolicy
 import SpendwallPricing
 import UnixSignals
@@ -94,6 +95,13 @@ public enum Daemon {
             let spent = try await store.sessionSpend(id: session.id).total
             api.adopt(session, spentNanoUSD: spent.costNanoUSD, spentTokens: spent.usage.totalTokens)
         }
+        let panelToken: String
+        do {
+            panelToken = try PanelToken.loadOrCreate(path: paths.configFile("panel.token"))
+        } catch {
+            throw SpendwallError(
+                .unavailable, "cannot write the panel's token \(paths.configFile("panel.token")): \(error)")
+        }
         let loopback = LoopbackServer(
             address: configuration.proxyListen, status: loopbackStatus,
             forwarder: ProxyForwarder(
@@ -101,7 +109,8 @@ public enum Daemon {
                 openAIUpstream: configuration.openAIUpstream, anthropicUpstream: configuration.anthropicUpstream,
                 keys: keys, costHeaders: configuration.costHeaders,
                 injectStreamUsage: configuration.openAIStreamUsage == .inject, logger: logger),
-            stripe: stripe, maxBodyBytes: configuration.maxBodyBytes, logger: logger
+            stripe: stripe, panel: PanelServer(api: api, token: panelToken),
+            maxBodyBytes: configuration.maxBodyBytes, logger: logger
         ) {
             metrics.render(reservationsInFlight: engine.inFlight().count, eventSubscribers: events.subscriberCount)
         }

@@ -26,16 +26,42 @@ final class EventBus: Sendable {
     }
 
     final class Subscriber: Sendable {
-        let channel: any Channel
+        /// Where its events go: a socket API connection's channel, or a stream a loopback
+        /// connection (the panel) writes from.
+        enum Sink: Sendable {
+            case channel(any Channel)
+            case stream(AsyncStream<[UInt8]>.Continuation)
+        }
+
+        let sink: Sink
         let kinds: Set<String>?
         /// Bytes handed to the connection and not yet written to the socket.
         let queued = Atomic<Int>(0)
         let dropped = Atomic<Int>(0)
 
-        init(channel: any Channel, kinds: Set<String>?) {
-            self.channel = channel
+        init(sink: Sink, kinds: Set<String>?) {
+            self.sink = sink
             self.kinds = kinds
         }
+    }
+
+    /// A subscription read as an async sequence of SSE frames (the panel's `/panel/api/events`).
+    /// Call ``written(_:)`` with each frame's size once it is on the socket, and ``cancel()``
+    /// when the connection ends.
+    struct Feed: Sendable {
+        let frames: AsyncStream<[UInt8]>
+        let subscriber: Subscriber
+        let bus: EventBus
+
+        func written(_ bytes: Int) { subscriber.queued.subtract(bytes, ordering: .relaxed) }
+        /// Sends the `: keepalive` comment (every 15 s, as `/v1/events` does).
+        func keepalive() {
+            guard case .stream(let continuation) = subscriber.sink else { return }
+            let frame = Array(": keepalive\n\n".utf8)
+            subscriber.queued.add(frame.count, ordering: .relaxed)
+            continuation.yield(frame)
+        }
+        func cancel() { bus.unsubscribe(subscriber) }
     }
 
     private let onDrop: @Sendable () -> Void
@@ -81,10 +107,26 @@ final class EventBus: Sendable {
         for subscriber in targets { send(frame, to: subscriber) }
     }
 
+    /// Subscribes a stream of SSE frames, starting with the `: spendwall events` comment.
+    func feed(kinds: Set<String>?) -> Feed {
+        let (frames, continuation) = AsyncStream<[UInt8]>.makeStream()
+        let subscriber = Subscriber(sink: .stream(continuation), kinds: kinds)
+        state.withLock { $0.subscribers[ObjectIdentifier(subscriber)] = subscriber }
+        let hello = Array(": spendwall events\n\n".utf8)
+        subscriber.queued.add(hello.count, ordering: .relaxed)
+        continuation.yield(hello)
+        return Feed(frames: frames, subscriber: subscriber, bus: self)
+    }
+
+    fileprivate func unsubscribe(_ subscriber: Subscriber) {
+        _ = state.withLock { $0.subscribers.removeValue(forKey: ObjectIdentifier(subscriber)) }
+        if case .stream(let continuation) = subscriber.sink { continuation.finish() }
+    }
+
     /// Starts the event stream on a connection whose request asked for it.
     func subscribe(_ channel: any Channel, kinds: Set<String>?, version: HTTPVersion) {
-        let subscriber = Subscriber(channel: channel, kinds: kinds)
-        let id = ObjectIdentifier(channel)
+        let subscriber = Subscriber(sink: .channel(channel), kinds: kinds)
+        let id = ObjectIdentifier(subscriber)
         state.withLock { $0.subscribers[id] = subscriber }
         channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.subscribers.removeValue(forKey: id) } }
         var headers = HTTPHeaders()
@@ -116,14 +158,24 @@ final class EventBus: Sendable {
             return Array(state.subscribers.values)
         }
         for subscriber in all {
-            let channel = subscriber.channel
-            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+            switch subscriber.sink {
+            case .channel(let channel):
+                channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+            case .stream(let continuation):
+                continuation.finish()
+            }
         }
     }
 
     private func send(_ frame: [UInt8], to subscriber: Subscriber) {
-        let channel = subscriber.channel
-        guard subscriber.queued.load(ordering: .relaxed) + frame.count <= maxQueuedBytes, channel.isActive else {
+        let active: Bool
+        switch subscriber.sink {
+        case .channel(let channel): active = channel.isActive
+        case .stream: active = true
+        }
+        guard subscriber.queued.load(ordering: .relaxed) + frame.count <= maxQueuedBytes, active else {
             subscriber.dropped.add(1, ordering: .relaxed)
             onDrop()
             return
@@ -136,9 +188,14 @@ final class EventBus: Sendable {
         }
         let size = bytes.count
         subscriber.queued.add(size, ordering: .relaxed)
-        let buffer = channel.allocator.buffer(bytes: bytes)
-        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).whenComplete { _ in
-            subscriber.queued.subtract(size, ordering: .relaxed)
+        switch subscriber.sink {
+        case .channel(let channel):
+            let buffer = channel.allocator.buffer(bytes: bytes)
+            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).whenComplete { _ in
+                subscriber.queued.subtract(size, ordering: .relaxed)
+            }
+        case .stream(let continuation):
+            if case .terminated = continuation.yield(bytes) { subscriber.queued.subtract(size, ordering: .relaxed) }
         }
     }
 }

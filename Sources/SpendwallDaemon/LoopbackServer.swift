@@ -25,7 +25,8 @@ final class ListenerStatus: Sendable {
 
 /// The loopback HTTP listener (`[proxy] listen`, default 127.0.0.1:8787): the proxy that
 /// forwards OpenAI and Anthropic calls (``ProxyForwarder``), the Prometheus text at
-/// `/metrics`, and Stripe's webhook at `/webhooks/stripe` (``StripeWebhook``).
+/// `/metrics`, Stripe's webhook at `/webhooks/stripe` (``StripeWebhook``), and the panel under
+/// `/panel/` (``PanelServer``).
 ///
 /// It binds loopback addresses only (``ListenAddress`` refuses anything else). If the address
 /// cannot be bound — another program holds the port — the daemon keeps serving its socket API,
@@ -43,6 +44,7 @@ final class LoopbackServer: Service, Sendable {
     private let forwarder: ProxyForwarder
     private let stripe: StripeWebhook?
     private let metrics: @Sendable () -> [UInt8]
+    private let panel: PanelServer?
     private let maxBodyBytes: Int
     private let logger: Logger
     private let connections = Mutex(OpenConnections())
@@ -54,9 +56,10 @@ final class LoopbackServer: Service, Sendable {
 
     init(
         address: ListenAddress, status: ListenerStatus, forwarder: ProxyForwarder, stripe: StripeWebhook? = nil,
-        maxBodyBytes: Int, logger: Logger, metrics: @escaping @Sendable () -> [UInt8]
+        panel: PanelServer?, maxBodyBytes: Int, logger: Logger, metrics: @escaping @Sendable () -> [UInt8]
     ) {
         self.stripe = stripe
+        self.panel = panel
         self.address = address
         self.status = status
         self.forwarder = forwarder
@@ -92,7 +95,7 @@ final class LoopbackServer: Service, Sendable {
             socket.port.map { ListenAddress(host: socket.ipAddress ?? address.host, port: $0).description }
         }
         status.state = .listening(bound ?? address.description)
-        logger.info("loopback listener on http://\(bound ?? address.description) (proxy, /metrics)")
+        logger.info("loopback listener on http://\(bound ?? address.description) (proxy, /metrics, /panel/)")
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 try? await server.executeThenClose { inbound in
@@ -166,6 +169,11 @@ final class LoopbackServer: Service, Sendable {
         outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws -> Bool {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        if let panel, path == "/panel" || path.hasPrefix("/panel/") {
+            if peer == nil { peer = forwarder.identify(channel) }
+            return try await panel.respond(
+                to: head, path: path, body: body, channel: channel, peer: peer ?? .unknown, outbound: outbound)
+        }
         if path == "/metrics" {
             guard head.method == .GET || head.method == .HEAD else {
                 return try await Self.write(
@@ -215,6 +223,7 @@ final class LoopbackServer: Service, Sendable {
         headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(response.body.count))
         headers.add(name: "connection", value: open ? "keep-alive" : "close")
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
         try await outbound.write(
             .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
         if head.method != .HEAD { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body)))) }
@@ -228,6 +237,8 @@ struct LoopbackResponse: Sendable {
     var status: HTTPResponseStatus
     var contentType: String
     var body: [UInt8]
+    /// More headers (the panel's security headers, cookies, redirects).
+    var headers: [(String, String)] = []
 
     static func error(_ error: SpendwallError, status: HTTPResponseStatus) -> LoopbackResponse {
         LoopbackResponse(

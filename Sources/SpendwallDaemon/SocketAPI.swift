@@ -6,6 +6,7 @@ import NIOHTTP1
 import SpendwallConfig
 import SpendwallCore
 import SpendwallLedger
+import SpendwallPanel
 import SpendwallPolicy
 import SpendwallPricing
 
@@ -27,6 +28,8 @@ struct SocketAPI: Sendable {
     var anthropicCount: AnthropicTokenCount? = nil
     /// Alerts and reconciliation (`/v1/alerts…`, `/v1/reconcile…`).
     var integrations: IntegrationsAPI? = nil
+    /// The one-time login codes of the panel's links (`POST /v1/panel/link`).
+    var panelLogins = PanelLoginCodes()
 
     /// How long a check waits for an approval (`[policy] approval_timeout`, live).
     var approvalTimeout: Swift.Duration { state.live.approvalTimeout }
@@ -45,6 +48,14 @@ struct SocketAPI: Sendable {
         case (.POST, "/v1/estimate"): return .now(estimate(request))
         case (.GET, "/v1/policy/snapshot"): return .now(snapshot())
         case (.GET, "/v1/spend"): return .later { await spend(request) }
+        case (.GET, "/v1/spend/series"): return .later { await spendSeries(request) }
+        case (.POST, "/v1/panel/link"): return .now(panelLink())
+        case (.PUT, let path) where path.hasPrefix("/v1/caps/"):
+            let name = String(path.dropFirst("/v1/caps/".count)).removingPercentEncoding ?? ""
+            return .later { await setCap(name, request) }
+        case (.DELETE, let path) where path.hasPrefix("/v1/caps/"):
+            let name = String(path.dropFirst("/v1/caps/".count)).removingPercentEncoding ?? ""
+            return .later { await removeCap(name) }
         case (.GET, "/v1/ledger"): return .later { await ledger(request) }
         case (.GET, "/v1/health"): return .later { await health() }
         case (.POST, "/v1/reload"): return .later { await reload() }
@@ -66,13 +77,19 @@ struct SocketAPI: Sendable {
         case (_, "/v1/check"), (_, "/v1/report"), (_, "/v1/reports"), (_, "/v1/estimate"), (_, "/v1/reload"):
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes POST"), status: .methodNotAllowed))
+        case (_, let path) where path.hasPrefix("/v1/caps/"):
+            return .now(
+                .error(SpendwallError(.methodNotAllowed, "\(path) takes PUT or DELETE"), status: .methodNotAllowed))
+        case (_, "/v1/panel/link"):
+            return .now(
+                .error(SpendwallError(.methodNotAllowed, "/v1/panel/link takes POST"), status: .methodNotAllowed))
         case (_, "/v1/kill"):
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "/v1/kill takes GET or POST"), status: .methodNotAllowed))
         case (_, let path) where path.hasPrefix("/v1/approvals/") && path.hasSuffix("/resolve"):
             return .now(.error(SpendwallError(.methodNotAllowed, "\(path) takes POST"), status: .methodNotAllowed))
         case (_, "/v1/policy/snapshot"), (_, "/v1/spend"), (_, "/v1/ledger"), (_, "/v1/health"), (_, "/v1/events"),
-            (_, "/v1/approvals"):
+            (_, "/v1/approvals"), (_, "/v1/spend/series"):
             return .now(
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed))
         default:

@@ -10,6 +10,9 @@ public protocol LedgerStore: SessionStore {
     func event(requestID: String) async throws -> SpendEvent?
     /// Totals grouped by `grouping` for rows at or after `sinceMS`.
     func spend(by grouping: SpendGrouping, sinceMS: Int64) async throws -> SpendSummary
+    /// Spend per time bucket (local day or hour) and per `grouping` key, for rows at or after
+    /// `sinceMS`: the panel's stacked charts.
+    func spendSeries(by grouping: SpendGrouping, bucket: SpendBucket, sinceMS: Int64) async throws -> [SpendPoint]
     /// The newest rows, newest first (only one agent's, when `agent` is given).
     func recent(limit: Int, sinceMS: Int64, agent: String?) async throws -> [SpendEvent]
     /// Spend since `sinceMS`, aggregated in 10-second buckets, for rebuilding windows.

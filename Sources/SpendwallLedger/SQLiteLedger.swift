@@ -98,9 +98,47 @@ public struct SQLiteLedger: LedgerStore {
             let rows = try Row.fetchAll(db, sql: keyed, arguments: [sinceMS]).map { row in
                 (key: (row["k"] as String?) ?? "(none)", totals: Self.totals(row))
             }
+            // Every row falls in exactly one group (but for tags, of which a row has any number):
+            // the total is the groups' sum, without a second scan of the ledger.
+            guard grouping == .tag else {
+                var total = SpendTotals()
+                for row in rows {
+                    total.calls += row.totals.calls
+                    let u = row.totals.usage
+                    total.usage.inputTokens += u.inputTokens
+                    total.usage.outputTokens += u.outputTokens
+                    total.usage.cacheReadTokens += u.cacheReadTokens
+                    total.usage.cacheWriteTokens += u.cacheWriteTokens
+                    total.usage.reasoningTokens += u.reasoningTokens
+                    total.usage.cacheWrite1hTokens += u.cacheWrite1hTokens
+                    total.costNanoUSD += row.totals.costNanoUSD
+                }
+                return SpendSummary(total: total, rows: rows)
+            }
             let totalRow = try Row.fetchOne(
                 db, sql: "SELECT \(sums) FROM spend_events WHERE time_ms >= ?", arguments: [sinceMS])
             return SpendSummary(total: totalRow.map(Self.totals) ?? SpendTotals(), rows: rows)
+        }
+    }
+
+    public func spendSeries(by grouping: SpendGrouping, bucket: SpendBucket, sinceMS: Int64) async throws
+        -> [SpendPoint]
+    {
+        let bucketExpression =
+            bucket == .day
+            ? "date(time_ms / 1000, 'unixepoch', 'localtime')"
+            : "strftime('%Y-%m-%d %H:00', time_ms / 1000, 'unixepoch', 'localtime')"
+        let key = grouping == .tag ? "'(all)'" : Self.groupExpression(grouping)
+        let sql = """
+            SELECT \(bucketExpression) AS b, \(key) AS k, COUNT(*) AS calls, SUM(cost_nanousd) AS cost
+            FROM spend_events WHERE time_ms >= ? GROUP BY b, k ORDER BY b, cost DESC
+            """
+        return try await writer.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: [sinceMS]).map { row in
+                SpendPoint(
+                    bucket: row["b"] ?? "", key: (row["k"] as String?) ?? "(none)", calls: row["calls"] ?? 0,
+                    costNanoUSD: row["cost"] ?? 0)
+            }
         }
     }
 

@@ -5,6 +5,27 @@ public enum SpendGrouping: String, Sendable, CaseIterable {
     case app, agent, tag, model, session, day, provider, outcome
 }
 
+/// The time buckets of a spend series, in local time.
+public enum SpendBucket: String, Sendable, CaseIterable {
+    case hour, day
+}
+
+/// One bucket's spend for one key of a series.
+public struct SpendPoint: Sendable, Hashable {
+    /// The bucket's local start: `2026-12-03` (day) or `2026-12-03 14:00` (hour).
+    public var bucket: String
+    public var key: String
+    public var calls: Int64
+    public var costNanoUSD: NanoUSD
+
+    public init(bucket: String, key: String, calls: Int64, costNanoUSD: NanoUSD) {
+        self.bucket = bucket
+        self.key = key
+        self.calls = calls
+        self.costNanoUSD = costNanoUSD
+    }
+}
+
 /// Token and dollar totals for a group of ledger rows.
 public struct SpendTotals: Sendable, Hashable {
     public var calls: Int64 = 0
