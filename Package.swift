@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Money, usage, providers, caps, windows and decisions. Pure: no I/O.
@@ -65,6 +66,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Team mode: ships ledger rows to PostgreSQL and holds team caps through budget leases.
+        .target(
+            name: "SpendwallTeam",
+            dependencies: [
+                "SpendwallCore", "SpendwallLedger", "SpendwallPolicy", "SpendwallConfig",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The proxy's pure parts: routes, attribution headers, SSE and usage readers (no I/O).
         .target(name: "SpendwallProxy", dependencies: ["SpendwallCore"]),
         // Who is calling: SO_PEERCRED, /proc and labels.toml.
@@ -81,6 +92,7 @@ let package = Package(
             dependencies: [
                 "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
                 "SpendwallConfig", "SpendwallPeer", "CSystemd", "SpendwallAlerts", "SpendwallStripe",
+                "SpendwallTeam",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
