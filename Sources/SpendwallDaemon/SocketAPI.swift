@@ -27,6 +27,8 @@ struct SocketAPI: Sendable {
     var anthropicCount: AnthropicTokenCount? = nil
     /// Alerts and reconciliation (`/v1/alerts…`, `/v1/reconcile…`).
     var integrations: IntegrationsAPI? = nil
+    /// Team mode's routes (`/v1/team…`).
+    var team: TeamAPI? = nil
 
     /// How long a check waits for an approval (`[policy] approval_timeout`, live).
     var approvalTimeout: Swift.Duration { state.live.approvalTimeout }
@@ -75,6 +77,7 @@ struct SocketAPI: Sendable {
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed))
         default:
             if let reply = integrations?.reply(to: request) { return reply }
+            if let reply = team?.reply(to: request) { return reply }
             return .now(
                 .error(
                     SpendwallError(.notFound, "no endpoint \(request.method) \(request.path); see docs/socket-api.md"),
