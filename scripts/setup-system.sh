@@ -3,7 +3,8 @@
 # Uses sudo when not root. Safe to run repeatedly.
 set -euo pipefail
 
-packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl)
+# postgresql: team mode's tests and bench start a real server on a temp data dir.
+packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Python suites: the shared fake provider, the daemon's /metrics (prometheus_client's parser), the
 # loopback proxy with the real openai and anthropic packages, and
-# alerts (local HTTP + aiosmtpd servers) and Stripe webhooks, and
+# alerts (local HTTP + aiosmtpd servers) and Stripe webhooks, team mode (a real PostgreSQL server
+# started by tests/team/pg.py), and
 # the Python SDK against the real daemon binary
 # (SPENDWALL_BIN, default .build/debug/spendwall: run `swift build` first) with the real
 # openai and anthropic packages. Uses the virtualenv .venv (gitignored), creating it if needed.
@@ -19,7 +20,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 status=0
-for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations sdk-python/tests; do
+for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/team sdk-python/tests; do
   echo "==> pytest $suite"
   # exit 5 is pytest's "no tests collected": a failure here
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$suite" || status=1
