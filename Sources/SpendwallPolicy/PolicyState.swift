@@ -22,6 +22,8 @@ struct PolicyState {
     private(set) var kills: Set<KillScope> = []
     /// Team caps' budget leases (team mode).
     var team = TeamLeases()
+    /// The current team period of each window, so a check computes it only when one ends.
+    private var teamPeriods: [CapWindow: Range<Int64>] = [:]
 
     private struct Budget {
         var window: WindowAccumulator
@@ -73,7 +75,7 @@ struct PolicyState {
             }
             var reason: String?
             if cap.team, let teamPolicy = settings.team {
-                let lease = LeaseKey(cap: cap.name, key: key, periodMS: cap.window.teamPeriodStart(nowMS: now))
+                let lease = LeaseKey(cap: cap.name, key: key, periodMS: teamPeriodStart(cap.window, now: now))
                 hold.leasePeriodMS = lease.periodMS
                 if cap.action != .alert {
                     reason = exceedsLease(cap, lease, budget, cost: hold.reservedNanoUSD, policy: teamPolicy, now: now)
@@ -474,6 +476,14 @@ struct PolicyState {
                 team.leases[lease]?.usedNanoUSD += cost
             }
         }
+    }
+
+    /// The start of the team period `now` falls in (cached until it ends).
+    private mutating func teamPeriodStart(_ window: CapWindow, now: Int64) -> Int64 {
+        if let period = teamPeriods[window], period.contains(now) { return period.lowerBound }
+        let period = window.teamPeriod(nowMS: now)
+        teamPeriods[window] = period
+        return period.lowerBound
     }
 
     /// Why a team cap's call cannot draw on this machine's lease, or nil when it can. With the
