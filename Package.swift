@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Money, usage, providers, caps, windows and decisions. Pure: no I/O.
@@ -66,6 +67,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Team mode: ships ledger rows to PostgreSQL and holds team caps through budget leases.
+        .target(
+            name: "SpendwallTeam",
+            dependencies: [
+                "SpendwallCore", "SpendwallLedger", "SpendwallPolicy", "SpendwallConfig",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The proxy's pure parts: routes, attribution headers, SSE and usage readers (no I/O).
         .target(name: "SpendwallProxy", dependencies: ["SpendwallCore"]),
         // OpenAI BPE tokenizers (o200k_base, cl100k_base) with tiktoken's exact ids. Pure: no I/O.
@@ -101,7 +112,7 @@ let package = Package(
             dependencies: [
                 "SpendwallCore", "SpendwallPricing", "SpendwallPolicy", "SpendwallLedger",
                 "SpendwallConfig", "SpendwallPeer", "SpendwallPanel", "CSystemd", "SpendwallAlerts", "SpendwallStripe",
-                "SpendwallTokenizer", "SpendwallTokenizerFiles",
+                "SpendwallTokenizer", "SpendwallTokenizerFiles", "SpendwallTeam",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -3,8 +3,9 @@
 # chromium and chromium-driver run the panel's browser tests (tests/panel). Uses sudo when not root. Safe to run repeatedly.
 set -euo pipefail
 
+# postgresql: team mode's tests and bench start a real server on a temp data dir.
 packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl git
-  chromium chromium-driver)
+  chromium chromium-driver postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,8 @@
 # Python suites: the shared fake provider, the daemon's /metrics (prometheus_client's parser), the
 # loopback proxy with the real openai and anthropic packages, and
 # alerts (local HTTP + aiosmtpd servers) and Stripe webhooks, the tokenizer's parity with tiktoken
-# (rank files from the bpe-openai wheel), and
+# (rank files from the bpe-openai wheel), team mode (a real PostgreSQL server started by
+# tests/team/pg.py), and
 # the Python SDK against the real daemon binary
 # (SPENDWALL_BIN, default .build/debug/spendwall: run `swift build` first) with the real
 # openai and anthropic packages, and the panel in a real headless Chromium (selenium; Debian's
@@ -25,7 +26,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 status=0
-for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/sessions tests/tokenizer tests/panel sdk-python/tests; do
+for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/sessions tests/tokenizer tests/panel tests/team sdk-python/tests; do
   echo "==> pytest $suite"
   # exit 5 is pytest's "no tests collected": a failure here
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$suite" || status=1

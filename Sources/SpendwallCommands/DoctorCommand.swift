@@ -8,6 +8,42 @@ struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor", abstract: "Print a Markdown health report; exit 1 when anything is unhealthy.")
 
+    /// `/v1/team` as doctor lines: the database, the leases and how far behind shipping is.
+    static func teamSection(_ json: [String: Any], problems: inout [String]) -> [String] {
+        func int(_ value: Any?) -> Int64 { (value as? Int64) ?? (value as? Int).map(Int64.init) ?? 0 }
+        var lines = ["## Team"]
+        let online = json["online"] as? Bool == true
+        lines.append(
+            "- machine `\(json["machine"] ?? "?")`, database \(json["database"] ?? "?"): "
+                + (online ? "reachable" : "**unreachable**") + ", offline mode \(json["offline"] ?? "?")")
+        if !online {
+            problems.append(
+                "the team database cannot be reached (\(json["lease_error"] ?? "no answer yet")): team caps decide from the leases held, rows queue locally"
+            )
+        }
+        for lease in json["leases"] as? [[String: Any]] ?? [] {
+            lines.append(
+                "- lease \(lease["cap"] ?? "?") [\(lease["key"] ?? "?")]: \(Money.format(int(lease["available_nanousd"]))) available of \(Money.format(int(lease["granted_nanousd"]) - int(lease["returned_nanousd"]))) held; used \(Money.format(int(lease["used_nanousd"]))) (team limit \(Money.format(int(lease["limit_nanousd"]))))"
+            )
+        }
+        lines.append("- lease round trips: \(int(json["lease_round_trips"]))")
+        if let shipping = json["shipping"] as? [String: Any] {
+            let behind = int(shipping["behind_rows"])
+            let seconds = int(shipping["behind_ms"]) / 1000
+            lines.append(
+                "- shipping: "
+                    + (behind == 0
+                        ? "up to date (row \(int(shipping["shipped_id"])))"
+                        : "**\(behind) rows behind**, the oldest \(seconds)s old"
+                            + ((shipping["error"] as? String).map { " (last error: \($0))" } ?? "")))
+            if behind > 0 && seconds >= 60 {
+                problems.append(
+                    "team shipping is \(behind) rows and \(seconds)s behind; they ship when the database answers")
+            }
+        }
+        return lines
+    }
+
     func run() async throws {
         let paths = CommandContext.paths
         var problems: [String] = []
@@ -134,6 +170,12 @@ struct DoctorCommand: AsyncParsableCommand {
             for problem in status.problems { lines.append("  - warning: \(problem)") }
         }
         lines.append("")
+        if let team = try? await CommandContext.client.get("/v1/team"), team.status == 200, let json = team.json,
+            json["enabled"] as? Bool == true
+        {
+            lines.append(contentsOf: Self.teamSection(json, problems: &problems))
+            lines.append("")
+        }
 
         lines.append(problems.isEmpty ? "**Healthy.**" : "**Unhealthy:**")
         for problem in problems { lines.append("- \(problem)") }

@@ -4,17 +4,22 @@ import SpendwallCore
 
 struct LsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ls", abstract: "Show spend grouped by app, agent, tag, model, session or day.")
+        commandName: "ls",
+        abstract: "Show spend grouped by app, agent, tag, model, session or day (--team: the whole team's).")
 
     enum Grouping: String, ExpressibleByArgument, CaseIterable {
-        case app, agent, tag, model, session, day, provider, outcome
+        case app, agent, tag, model, session, day, provider, outcome, machine
     }
 
     @Option(help: "Group by: \(Grouping.allCases.map(\.rawValue).joined(separator: ", ")).") var by: Grouping = .app
     @Option(help: "How far back: 1h, 1d, 7d, 30d (or any <n>m|h|d).") var since = "1d"
     @Flag(help: "Print JSON (the same numbers as the table).") var json = false
+    @Flag(help: "The team's spend, every machine's rows from the team database (team mode).") var team = false
 
     func validate() throws {
+        if by == .machine && !team {
+            throw ValidationError("--by machine needs --team (this machine's ledger holds only its own rows)")
+        }
         guard Duration.milliseconds(parsing: since) != nil else {
             throw ValidationError("--since must be a duration like 1h, 1d, 7d or 30d, not \"\(since)\"")
         }
@@ -35,11 +40,12 @@ struct LsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let response = try await CommandContext.get("/v1/spend?by=\(by.rawValue)&since=\(since)")
+        let endpoint = team ? "/v1/team/spend" : "/v1/spend"
+        let response = try await CommandContext.get("\(endpoint)?by=\(by.rawValue)&since=\(since)")
         if json { return CommandContext.printJSON(response.body) }
         let answer = try response.decode(Answer.self)
         guard !answer.rows.isEmpty else {
-            print("No spend in the last \(since).")
+            print("No \(team ? "team " : "")spend in the last \(since).")
             return
         }
         var table = TextTable(header: [
@@ -66,7 +72,7 @@ struct LsCommand: AsyncParsableCommand {
                 Format.count(total.cw), Money.format(total.cost), "100.0%",
             ])
         }
-        print("Spend by \(by.rawValue), last \(since)\n")
+        print("\(team ? "Team spend" : "Spend") by \(by.rawValue), last \(since)\n")
         print(table.render())
     }
 }

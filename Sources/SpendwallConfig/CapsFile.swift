@@ -37,7 +37,8 @@ public enum CapsFile {
                 throw fail("every cap needs a name = \"...\"", key: "name")
             }
             guard names.insert(name).inserted else { throw fail("two caps are named \"\(name)\"", key: "name") }
-            let scope = try parseScope(table["scope"], fail: { fail("cap \"\(name)\": \($0)", key: "scope") })
+            let (scope, team) = try parseTeamScope(
+                table["scope"], fail: { fail("cap \"\(name)\": \($0)", key: "scope") })
             guard let windowText = table["window"]?.string else {
                 throw fail(
                     "cap \"\(name)\": window = \"1h\" | \"1d\" | \"7d\" | \"30d\" | \"day\" | \"week\" | \"month\" is required",
@@ -64,6 +65,11 @@ public enum CapsFile {
             }
             guard limit != nil || tokens != nil else {
                 throw fail("cap \"\(name)\": set limit_usd and/or limit_tokens")
+            }
+            if team && (limit == nil || tokens != nil) {
+                throw fail(
+                    "cap \"\(name)\": a team cap takes limit_usd only (leases are slices of dollars); drop limit_tokens",
+                    key: tokens != nil ? "limit_tokens" : "scope")
             }
             var action = CapAction.block
             if let value = table["action"] {
@@ -109,16 +115,34 @@ public enum CapsFile {
             caps.append(
                 Cap(
                     name: name, scope: scope, window: window, limitNanoUSD: limit, limitTokens: tokens, action: action,
-                    warnAt: warnAt, reserve: reserve, reservePercentile: percentile))
+                    warnAt: warnAt, reserve: reserve, reservePercentile: percentile, team: team))
         }
         return caps
+    }
+
+    /// A scope that may carry `team = true`: `{ team = true }` alone is the whole team's
+    /// spend; beside another scope (`{ tag = { repo = "*" }, team = true }`) it shares that
+    /// scope's budgets across the team.
+    static func parseTeamScope(_ value: TOMLValueConvertible?, fail: (String) -> ConfigError) throws(ConfigError)
+        -> (CapScope, Bool)
+    {
+        guard let table = value?.table, let flag = table["team"] else {
+            return (try parseScope(value, fail: fail), false)
+        }
+        guard flag.bool == true else {
+            throw fail("team must be true (leave it out for a cap of this machine only)")
+        }
+        if table.keys.count == 1 { return (.global, true) }
+        let rest = TOMLTable()
+        for key in table.keys where key != "team" { rest[key] = table[key]! }
+        return (try parseScope(rest, fail: fail), true)
     }
 
     static func parseScope(_ value: TOMLValueConvertible?, fail: (String) -> ConfigError) throws(ConfigError)
         -> CapScope
     {
         let usage =
-            "scope must be one of { agent = \"A\" }, { app = \"X\" }, { session = \"S\" }, { model = \"M\" }, { tag = { key = \"value\" } }, { global = true }"
+            "scope must be one of { agent = \"A\" }, { app = \"X\" }, { session = \"S\" }, { model = \"M\" }, { tag = { key = \"value\" } }, { global = true }, { team = true }, each optionally with team = true"
         guard let table = value?.table, table.keys.count == 1, let key = table.keys.first else { throw fail(usage) }
         let inner = table[key]
         switch key {

@@ -12,7 +12,7 @@ extension SpendwallConfiguration {
         var config = SpendwallConfiguration(paths: paths)
         let file = paths.configFile("spendwall.toml")
         if let text = try ConfigFiles.read(file) {
-            try config.apply(TOMLSource(file: "spendwall.toml", text: text))
+            try config.apply(TOMLSource(file: "spendwall.toml", text: text), environment: env)
         }
         if let v = env["SPENDWALL_PROXY_ADDR"].nonEmpty {
             switch ListenAddress.parse(v) {
@@ -27,8 +27,8 @@ extension SpendwallConfiguration {
     }
 
     /// Applies the sections of a parsed spendwall.toml.
-    mutating func apply(_ source: TOMLSource) throws(ConfigError) {
-        let known = ["daemon", "policy", "pricing", "estimate", "proxy", "upstream", "privacy"]
+    mutating func apply(_ source: TOMLSource, environment env: [String: String] = [:]) throws(ConfigError) {
+        let known = ["daemon", "policy", "pricing", "estimate", "proxy", "upstream", "privacy", "team"]
         for key in source.table.keys where !known.contains(key) {
             throw source.error(
                 "unknown section [\(key)] (known: \(known.joined(separator: ", ")))",
@@ -135,10 +135,73 @@ extension SpendwallConfiguration {
                 redactValuePattern = pattern
             }
         }
+        team = try readTeam(reader, environment: env)
         if let upstream = try reader.section("upstream", keys: ["openai", "anthropic"]) {
             if let v = try reader.string(upstream, "openai") { openAIUpstream = v }
             if let v = try reader.string(upstream, "anthropic") { anthropicUpstream = v }
         }
+    }
+}
+
+extension SpendwallConfiguration {
+    /// `[team]`: the database URL, the password (`SPENDWALL_TEAM_PASSWORD`, else `password_file`,
+    /// else the URL's), the machine name, the offline mode and the lease tunables.
+    func readTeam(_ reader: SectionReader, environment env: [String: String]) throws(ConfigError)
+        -> TeamConfiguration?
+    {
+        let source = reader.source
+        guard
+            let table = try reader.section(
+                "team", keys: ["database", "password_file", "machine", "offline", "lease_fraction", "lease_ttl"])
+        else { return nil }
+        guard let url = try reader.string(table, "database") else {
+            throw source.error(
+                "[team] needs database = \"postgres://user@host:5432/dbname\"", line: source.line(ofKey: "[team"))
+        }
+        var team = TeamConfiguration()
+        switch TeamConfiguration.parseURL(url) {
+        case .success(let parts):
+            team.host = parts.host
+            team.port = parts.port
+            team.user = parts.user
+            team.password = parts.password
+            team.databaseName = parts.db
+        case .failure(let reason):
+            throw source.error(reason.message, line: source.line(ofKey: "database"))
+        }
+        if let path = try reader.string(table, "password_file") {
+            switch TeamConfiguration.readPasswordFile(path) {
+            case .success(let password): team.password = password
+            case .failure(let reason): throw source.error(reason.message, line: source.line(ofKey: "password_file"))
+            }
+        }
+        if let password = env["SPENDWALL_TEAM_PASSWORD"], !password.isEmpty { team.password = password }
+        if let machine = try reader.string(table, "machine") {
+            guard !machine.isEmpty, machine.count <= 200 else {
+                throw source.error("machine must be a name of 1 to 200 characters", line: source.line(ofKey: "machine"))
+            }
+            team.machine = machine
+        }
+        if let v = try reader.string(table, "offline", oneOf: TeamConfiguration.OfflineMode.allCases.map(\.rawValue)) {
+            team.offline = TeamConfiguration.OfflineMode(rawValue: v)!
+        }
+        if let value = table["lease_fraction"] {
+            guard let fraction = value.number, fraction > 0, fraction <= 1 else {
+                throw source.error(
+                    "lease_fraction must be a fraction above 0 and at most 1 (0.1 = a tenth of the cap per lease)",
+                    line: source.line(ofKey: "lease_fraction"))
+            }
+            team.leaseFraction = fraction
+        }
+        if let v = try reader.string(table, "lease_ttl") {
+            guard let ms = Duration.milliseconds(parsing: v), ms >= 10_000 else {
+                throw source.error(
+                    "lease_ttl must be a duration of at least 10s, like \"2m\", not \"\(v)\"",
+                    line: source.line(ofKey: "lease_ttl"))
+            }
+            team.leaseTTLMS = ms
+        }
+        return team
     }
 }
 

@@ -47,6 +47,8 @@ public struct SpendwallConfiguration: Sendable {
     public var redactTags: [String] = []
     /// A regular expression: any tag value it matches is redacted too.
     public var redactValuePattern: String?
+    /// `[team]`: team mode, when set.
+    public var team: TeamConfiguration?
 
     public init(
         paths: SpendwallPaths = .resolve(),

@@ -15,6 +15,9 @@ public struct Cap: Sendable, Hashable {
     public var reserve: ReserveMode
     /// For `expected` reservations: the percentile of recent output tokens reserved (0.5...1).
     public var reservePercentile: Double
+    /// A team cap: its limit is shared by every machine of the team (`team = true` in its
+    /// scope) and held through budget leases from the team database.
+    public var team: Bool
 
     public init(
         name: String,
@@ -25,7 +28,8 @@ public struct Cap: Sendable, Hashable {
         action: CapAction = .block,
         warnAt: Double = 0.8,
         reserve: ReserveMode = .worstCase,
-        reservePercentile: Double = 0.99
+        reservePercentile: Double = 0.99,
+        team: Bool = false
     ) {
         self.name = name
         self.scope = scope
@@ -36,6 +40,7 @@ public struct Cap: Sendable, Hashable {
         self.warnAt = warnAt
         self.reserve = reserve
         self.reservePercentile = reservePercentile
+        self.team = team
     }
 }
 

@@ -23,6 +23,10 @@ public struct SpendwallError: Error, Sendable, CustomStringConvertible {
         /// The proxy could not reach the provider (502).
         public static let upstreamUnavailable = Code("upstream_unavailable")
         public static let config = Code("config_error")
+        /// A team request (`/v1/team…`, `ls --team`) to a daemon without `[team]` in spendwall.toml.
+        public static let teamNotConfigured = Code("team_not_configured")
+        /// The team database cannot be reached or failed the request.
+        public static let teamUnavailable = Code("team_unavailable")
         public static let internalError = Code("internal")
     }
 

@@ -36,6 +36,8 @@ struct CapJSON: Encodable {
     var warn_at: Double
     var used: Double
     var resets_at_ms: Int64?
+    /// A team cap (held across machines through leases); absent for a machine's own cap.
+    var team: Bool?
 
     init(_ status: CapStatus) {
         name = status.cap.name
@@ -43,6 +45,7 @@ struct CapJSON: Encodable {
         key = status.key
         scope = status.cap.scope.dictionary
         action = status.cap.action.rawValue
+        team = status.cap.team ? true : nil
         limit_nanousd = status.cap.limitNanoUSD
         spent_nanousd = status.spentNanoUSD
         reserved_nanousd = status.reservedNanoUSD
@@ -480,6 +483,7 @@ extension CapJSON: JSONWritable {
             w.member("warn_at", warn_at)
             w.member("used", used)
             w.member("resets_at_ms", resets_at_ms)
+            if let team { w.member("team", team) }
         }
     }
 }

@@ -8,6 +8,7 @@ import SpendwallLedger
 import SpendwallPanel
 import SpendwallPolicy
 import SpendwallPricing
+import SpendwallTeam
 import UnixSignals
 
 /// The daemon: loads configuration, opens the ledger, rebuilds the caps' windows from it, and
@@ -33,9 +34,16 @@ public enum Daemon {
         } catch {
             throw SpendwallError(.unavailable, "cannot open the ledger at \(paths.ledgerPath): \(error)")
         }
+        let team = configuration.team
+        if team == nil, let cap = caps.first(where: \.team) {
+            logger.warning(
+                "caps.toml: cap '\(cap.name)' is a team cap but spendwall.toml has no [team] section; it holds for this machine only"
+            )
+        }
         let engine = PolicyEngine(
             caps: caps, pricing: builtin.merging(overrides),
-            settings: PolicySettings(reservationTTLMS: configuration.reservationTTLMS))
+            settings: PolicySettings(
+                reservationTTLMS: configuration.reservationTTLMS, team: team.map(Self.teamPolicy)))
         engine.seed(try await DaemonState.history(for: caps, store: store))
         engine.learnOutputs(
             try await store.recentOutputs(limit: 50_000).map {
@@ -84,6 +92,13 @@ public enum Daemon {
         let reconciler = Reconciler(store: store, events: events, live: stripeSettings, clock: SystemWallClock())
         api.integrations = IntegrationsAPI(
             dispatcher: dispatcher, store: store, reconciler: reconciler, clock: SystemWallClock())
+        let teamStatus = TeamStatus()
+        api.team = TeamAPI(
+            mode: team.map {
+                TeamAPI.Mode(
+                    configuration: $0, status: teamStatus,
+                    ledger: TeamLedger(database: TeamDatabase($0, logger: logger), logger: logger), shipping: store)
+            }, engine: engine, clock: SystemWallClock())
         let stripe = StripeWebhook(
             live: stripeSettings, store: store, reconciler: reconciler, clock: SystemWallClock(), logger: logger)
         state.onAlertsReload { alerts in
@@ -125,6 +140,19 @@ public enum Daemon {
         var services: [any Service] = [
             writer, dispatcher, ReservationKeeper(engine: engine, writer: writer, logger: logger), server, loopback,
         ]
+        if let team {
+            // Before the socket server: at a stop they end after it, giving leases back and
+            // shipping the last rows.
+            logger.info("team mode: machine '\(team.machine)', database \(team.displayURL)")
+            services.insert(
+                TeamLeaseService(
+                    engine: engine, database: TeamDatabase(team, logger: logger), team: team, status: teamStatus,
+                    logger: logger), at: 3)
+            services.insert(
+                TeamShipper(
+                    source: store, database: TeamDatabase(team, logger: logger), machine: team.machine,
+                    status: teamStatus, logger: logger), at: 4)
+        }
         services.append(ReloadOnHangup(state: state))
         services.append(ConfigWatcher(state: state))
         if let interval = Systemd.watchdogInterval() {
@@ -138,6 +166,12 @@ public enum Daemon {
         defer { PIDFile.remove(paths.pidFile) }
         try await group.run()
         logger.info("stopped")
+    }
+}
+
+extension Daemon {
+    static func teamPolicy(_ team: TeamConfiguration) -> TeamPolicy {
+        TeamPolicy(offline: team.offline == .localOnly ? .localOnly : .block)
     }
 }
 

@@ -39,6 +39,7 @@ struct LiveSettings: Sendable {
         if old.upstreamReadTimeoutMS != new.upstreamReadTimeoutMS { changed.append("[proxy] read_timeout") }
         if old.costHeaders != new.costHeaders { changed.append("[proxy] cost_headers") }
         if old.openAIStreamUsage != new.openAIStreamUsage { changed.append("[proxy] openai_stream_usage") }
+        if old.team != new.team { changed.append("[team]") }
         return changed
     }
 }
@@ -129,7 +130,11 @@ final class DaemonState: Sendable {
             defer { live = settings }
             return live.configuration
         }
-        engine.update(PolicySettings(reservationTTLMS: settings.configuration.reservationTTLMS))
+        // Team mode itself changes only at a restart: the running one is kept.
+        engine.update(
+            PolicySettings(
+                reservationTTLMS: settings.configuration.reservationTTLMS,
+                team: configuration.team.map(Daemon.teamPolicy)))
         engine.reconfigure(caps: caps, pricing: builtin.merging(overrides), history: history)
         inspector.withLock { $0.labels = LabelMatcher(rules: labels) }
         alertsReload.withLock { $0 }?(alerts)

@@ -30,6 +30,8 @@ struct SocketAPI: Sendable {
     var integrations: IntegrationsAPI? = nil
     /// The one-time login codes of the panel's links (`POST /v1/panel/link`).
     var panelLogins = PanelLoginCodes()
+    /// Team mode's routes (`/v1/team…`).
+    var team: TeamAPI? = nil
 
     /// How long a check waits for an approval (`[policy] approval_timeout`, live).
     var approvalTimeout: Swift.Duration { state.live.approvalTimeout }
@@ -94,6 +96,7 @@ struct SocketAPI: Sendable {
                 .error(SpendwallError(.methodNotAllowed, "\(request.path) takes GET"), status: .methodNotAllowed))
         default:
             if let reply = integrations?.reply(to: request) { return reply }
+            if let reply = team?.reply(to: request) { return reply }
             return .now(
                 .error(
                     SpendwallError(.notFound, "no endpoint \(request.method) \(request.path); see docs/socket-api.md"),

@@ -180,6 +180,23 @@ enum LedgerMigrations {
                     );
                     """)
         }
+        migrator.registerMigration("7-team-shipping") { db in
+            // Team mode: the id of the last row shipped to the team database. Deleting a row
+            // (an `unreported` placeholder replaced by its report) moves the mark back below
+            // it, so the row that replaces it ships again, whatever id it gets.
+            try db.execute(
+                sql: """
+                    CREATE TABLE team_shipping (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        shipped_id INTEGER NOT NULL,
+                        shipped_ms INTEGER
+                    );
+                    INSERT INTO team_shipping (id, shipped_id) VALUES (1, 0);
+                    CREATE TRIGGER team_shipping_unship AFTER DELETE ON spend_events BEGIN
+                        UPDATE team_shipping SET shipped_id = MIN(shipped_id, OLD.id - 1) WHERE id = 1;
+                    END;
+                    """)
+        }
         return migrator
     }
 }

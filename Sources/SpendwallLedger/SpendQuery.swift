@@ -43,6 +43,11 @@ public struct SpendTotals: Sendable, Hashable {
 public struct SpendSummary: Sendable {
     public var total: SpendTotals
     public var rows: [(key: String, totals: SpendTotals)]
+
+    public init(total: SpendTotals, rows: [(key: String, totals: SpendTotals)]) {
+        self.total = total
+        self.rows = rows
+    }
 }
 
 /// Spend aggregated for rebuilding cap windows at start-up.

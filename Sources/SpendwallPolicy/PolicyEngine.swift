@@ -134,6 +134,34 @@ public final class PolicyEngine: Sendable {
     /// The budget of every cap that covers a call with these attributes.
     public func statuses(for call: CallAttributes) -> [CapStatus] { state.withLock { $0.statuses(for: call) } }
 
+    // MARK: Team leases
+
+    /// The leases the lease service looks after: each with its cap, or nil for a cap that is no
+    /// longer a team cap (its lease is to be settled and returned).
+    public func leaseNeeds() -> [(key: LeaseKey, lease: Lease, cap: Cap?)] { state.withLock { $0.leaseNeeds() } }
+
+    /// Records what the team database answered for a lease (`sentUsed`: the spend sent with it).
+    public func applyLease(_ grant: LeaseGrant, for key: LeaseKey, sentUsed: NanoUSD, limit: NanoUSD) {
+        state.withLock {
+            $0.team.apply(grant, for: key, sentUsed: sentUsed, limit: limit)
+        }
+    }
+
+    /// Forgets a lease that is settled and returned (a past period, or a cap no longer a team cap).
+    public func dropLease(_ key: LeaseKey) {
+        state.withLock { state in
+            if let lease = state.team.leases[key], lease.reservedNanoUSD <= 0 { state.team.leases[key] = nil }
+        }
+    }
+
+    /// Whether the team database answered the last time it was asked.
+    public var teamOnline: Bool {
+        get { state.withLock { $0.team.online } }
+    }
+
+    /// Marks the team database reachable or not (decides what a spent lease does, `team.offline`).
+    public func setTeamOnline(_ online: Bool) { state.withLock { $0.team.online = online } }
+
     /// The price that applies to `model` (cached per model name).
     public func price(_ model: String) -> PriceTable.Resolution { state.withLock { $0.price(model) } }
 }

@@ -22,6 +22,10 @@ struct PolicyState {
     private let calendar: Calendar
 
     private(set) var kills: Set<KillScope> = []
+    /// Team caps' budget leases (team mode).
+    var team = TeamLeases()
+    /// The current team period of each window, so a check computes it only when one ends.
+    private var teamPeriods: [CapWindow: Range<Int64>] = [:]
 
     private struct Budget {
         var window: WindowAccumulator
@@ -71,9 +75,17 @@ struct PolicyState {
                 hold.reservedNanoUSD = resolution.price.cost(of: usage, batch: estimate.batch)
                 hold.reservedTokens = estimate.inputTokens + output
             }
-            if cap.action != .alert,
-                let reason = exceeds(cap, budget, cost: hold.reservedNanoUSD, tokens: hold.reservedTokens)
-            {
+            var reason: String?
+            if cap.team, let teamPolicy = settings.team {
+                let lease = LeaseKey(cap: cap.name, key: key, periodMS: teamPeriodStart(cap.window, now: now))
+                hold.leasePeriodMS = lease.periodMS
+                if cap.action != .alert {
+                    reason = exceedsLease(cap, lease, budget, cost: hold.reservedNanoUSD, policy: teamPolicy, now: now)
+                }
+            } else if cap.action != .alert {
+                reason = exceeds(cap, budget, cost: hold.reservedNanoUSD, tokens: hold.reservedTokens)
+            }
+            if let reason {
                 if cap.action == .block { return .block(status(cap, key: key, budget), reason: reason) }
                 if !approved.contains(cap.name) && needsApproval == nil {
                     needsApproval = (status(cap, key: key, budget), reason)
@@ -86,6 +98,10 @@ struct PolicyState {
         for hold in holds {
             budgets[hold.cap]![hold.key]!.reservedNanoUSD += hold.reservedNanoUSD
             budgets[hold.cap]![hold.key]!.reservedTokens += hold.reservedTokens
+            if let period = hold.leasePeriodMS {
+                team.leases[LeaseKey(cap: hold.cap, key: hold.key, periodMS: period)]?.reservedNanoUSD +=
+                    hold.reservedNanoUSD
+            }
         }
         var reservation = Reservation(
             id: makeReservationID(), attributes: call, peer: peer, path: path, strict: strict,
@@ -120,6 +136,13 @@ struct PolicyState {
     /// Adds spend that arrived without a live reservation (spooled reports, start-up replay).
     mutating func record(_ call: CallAttributes, costNanoUSD: NanoUSD, tokens: Int64, atMS time: Int64) {
         record(call, costNanoUSD: costNanoUSD, tokens: tokens, atMS: time, into: caps)
+        guard settings.team != nil else { return }
+        let now = clock.nowMS()
+        for cap in caps where cap.team {
+            guard let key = cap.scope.key(for: call) else { continue }
+            let lease = LeaseKey(cap: cap.name, key: key, periodMS: cap.window.teamPeriodStart(nowMS: now))
+            team.leases[lease, default: Lease(limitNanoUSD: cap.limitNanoUSD ?? 0)].usedNanoUSD += costNanoUSD
+        }
     }
 
     private mutating func record(
@@ -278,7 +301,9 @@ struct PolicyState {
     /// Rebuilds window state from spend recorded before start-up.
     mutating func seed(_ records: [SpendRecord]) {
         for record in records {
-            self.record(record.attributes, costNanoUSD: record.costNanoUSD, tokens: record.tokens, atMS: record.timeMS)
+            self.record(
+                record.attributes, costNanoUSD: record.costNanoUSD, tokens: record.tokens, atMS: record.timeMS,
+                into: caps)
         }
     }
 
@@ -295,10 +320,16 @@ struct PolicyState {
                 budget.reservedNanoUSD += reservation.reservedNanoUSD
                 budget.reservedTokens += reservation.reservedTokens
                 budgets[cap.name, default: [:]][key] = budget
-                reservation.holds.append(
-                    CapHold(
-                        cap: cap.name, key: key, reservedNanoUSD: reservation.reservedNanoUSD,
-                        reservedTokens: reservation.reservedTokens))
+                var hold = CapHold(
+                    cap: cap.name, key: key, reservedNanoUSD: reservation.reservedNanoUSD,
+                    reservedTokens: reservation.reservedTokens)
+                if cap.team, settings.team != nil {
+                    let lease = LeaseKey(cap: cap.name, key: key, periodMS: cap.window.teamPeriodStart(nowMS: now))
+                    hold.leasePeriodMS = lease.periodMS
+                    team.leases[lease, default: Lease(limitNanoUSD: cap.limitNanoUSD ?? 0)].reservedNanoUSD +=
+                        reservation.reservedNanoUSD
+                }
+                reservation.holds.append(hold)
             }
             reservations[reservation.id] = reservation
         }
@@ -380,6 +411,35 @@ struct PolicyState {
 
     func isReserved(_ id: String) -> Bool { reservations[id] != nil }
 
+    // MARK: Team leases
+
+    /// Every lease to look after: those checks have drawn on, and one per team cap whose
+    /// budget key is known before any call (global, exact and prefix scopes) in the current
+    /// period, so a slice is taken before the first call needs it.
+    mutating func leaseNeeds() -> [(key: LeaseKey, lease: Lease, cap: Cap?)] {
+        guard settings.team != nil else { return [] }
+        let now = clock.nowMS()
+        for cap in caps where cap.team {
+            let key: String?
+            switch cap.scope {
+            case .global: key = "*"
+            case .agent(let p), .app(let p), .session(let p), .model(let p), .tag(_, let p):
+                if case .each = p { key = nil } else { key = p.description }
+            }
+            guard let key else { continue }
+            let lease = LeaseKey(cap: cap.name, key: key, periodMS: cap.window.teamPeriodStart(nowMS: now))
+            if team.leases[lease] == nil {
+                var fresh = Lease(limitNanoUSD: cap.limitNanoUSD ?? 0)
+                fresh.wantedAtMS = now
+                team.leases[lease] = fresh
+            }
+        }
+        let byName = Dictionary(caps.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        return team.leases.map {
+            (key: $0.key, lease: $0.value, cap: byName[$0.key.cap].flatMap { $0.team ? $0 : nil })
+        }
+    }
+
     /// The reservations in flight, to be saved at a clean stop.
     func inFlight() -> [Reservation] { Array(reservations.values) }
 
@@ -438,7 +498,46 @@ struct PolicyState {
             budget.window.advance(to: now)
             budget.window.add(cost: cost, tokens: tokens, at: now)
             budgets[hold.cap]![hold.key] = budget
+            if let period = hold.leasePeriodMS {
+                let lease = LeaseKey(cap: hold.cap, key: hold.key, periodMS: period)
+                team.leases[lease]?.reservedNanoUSD -= hold.reservedNanoUSD
+                team.leases[lease]?.usedNanoUSD += cost
+            }
         }
+    }
+
+    /// The start of the team period `now` falls in (cached until it ends).
+    private mutating func teamPeriodStart(_ window: CapWindow, now: Int64) -> Int64 {
+        if let period = teamPeriods[window], period.contains(now) { return period.lowerBound }
+        let period = window.teamPeriod(nowMS: now)
+        teamPeriods[window] = period
+        return period.lowerBound
+    }
+
+    /// Why a team cap's call cannot draw on this machine's lease, or nil when it can. With the
+    /// lease spent and the team database out of reach, `team.offline` decides: `local-only`
+    /// judges the cap as this machine's own, `block` refuses.
+    private mutating func exceedsLease(
+        _ cap: Cap, _ key: LeaseKey, _ budget: Budget, cost: NanoUSD, policy: TeamPolicy, now: Int64
+    ) -> String? {
+        var lease = team.leases[key] ?? Lease(limitNanoUSD: cap.limitNanoUSD ?? 0)
+        lease.limitNanoUSD = cap.limitNanoUSD ?? 0
+        lease.wantedAtMS = now
+        team.leases[key] = lease
+        let usable = lease.expiresAtMS > now ? lease.availableNanoUSD : 0
+        if cost <= usable { return nil }
+        if !team.online {
+            if policy.offline == .localOnly { return exceeds(cap, budget, cost: cost, tokens: 0) }
+            return "team cap '\(cap.name)' (\(cap.window)): this machine's lease has \(Money.format(max(0, usable)))"
+                + " left, less than this call's \(Money.format(cost)), and the team database cannot be reached"
+                + " (team.offline = \"block\")"
+        }
+        if let unleased = lease.teamUnleasedNanoUSD, unleased + max(0, usable) < cost, lease.synced {
+            return "team cap '\(cap.name)' (\(cap.window)) would be exceeded: the team budget of"
+                + " \(Money.format(cap.limitNanoUSD ?? 0)) is spent or leased to other machines"
+        }
+        return "team cap '\(cap.name)' (\(cap.window)): this machine's lease has \(Money.format(max(0, usable)))"
+            + " left, less than this call's \(Money.format(cost)); a new slice is being taken, retry shortly"
     }
 
     /// A warning when the budget has just crossed its cap's `warn_at` line (or, for an `alert`

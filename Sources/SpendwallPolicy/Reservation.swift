@@ -52,12 +52,17 @@ public struct CapHold: Sendable, Hashable {
     /// `reserve = "expected"`.
     public var reservedNanoUSD: NanoUSD
     public var reservedTokens: Int64
+    /// For a team cap in team mode: the team period whose lease this hold draws on.
+    public var leasePeriodMS: Int64?
 
-    public init(cap: String, key: String, reservedNanoUSD: NanoUSD = 0, reservedTokens: Int64 = 0) {
+    public init(
+        cap: String, key: String, reservedNanoUSD: NanoUSD = 0, reservedTokens: Int64 = 0, leasePeriodMS: Int64? = nil
+    ) {
         self.cap = cap
         self.key = key
         self.reservedNanoUSD = reservedNanoUSD
         self.reservedTokens = reservedTokens
+        self.leasePeriodMS = leasePeriodMS
     }
 }
 
