@@ -17,7 +17,9 @@ import Testing
                 limitNanoUSD: 1_000_000_000, limitTokens: 50_000, action: .block, warnAt: 0.8),
             key: "acme", spentNanoUSD: 900_000_000, reservedNanoUSD: 150_000_000, spentTokens: 40_000,
             reservedTokens: 2_000, resetsAtMS: 1_764_800_000_000)
-        return CapJSON(status)
+        var json = CapJSON(status)
+        json.team = true  // a team cap's marker (team mode)
+        return json
     }()
 
     static let error = ErrorJSON(
