@@ -19,8 +19,10 @@ build: setup
 build-release: setup
 	swift build -c release $(SWIFT_BUILD_FLAGS)
 
-## Every test of the repository: Swift, then the SDKs' suites.
+## Every test of the repository: Swift, then the SDKs' suites (and what they start: a browser,
+## PostgreSQL).
 test: build
+	@bash scripts/setup-system.sh --test
 	bash scripts/test-all.sh
 
 test-swift: build

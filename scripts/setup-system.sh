@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Spendwall builds and tests against, only when missing.
-# chromium and chromium-driver run the panel's browser tests (tests/panel). Uses sudo when not root. Safe to run repeatedly.
+# Installs the Debian packages Spendwall needs, only when missing. Uses sudo when not root. Safe to
+# run repeatedly.
+#   setup-system.sh          what building and running the daemon needs
+#   setup-system.sh --test   that, plus what the test suites start: python3-venv and node-typescript
+#                            (the SDK suites), git (sessions' scratch repositories), chromium and
+#                            chromium-driver (the panel's browser tests), postgresql (team mode's
+#                            tests and bench start a real server on a temp data dir)
 set -euo pipefail
 
-# postgresql: team mode's tests and bench start a real server on a temp data dir.
-packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd python3-venv node-typescript curl git
-  chromium chromium-driver postgresql)
+packages=(libsqlite3-dev libcurl4-openssl-dev libsystemd-dev zlib1g-dev systemd curl)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(python3-venv node-typescript git chromium chromium-driver postgresql)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
