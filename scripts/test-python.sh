@@ -7,7 +7,8 @@
 # the Python SDK against the real daemon binary
 # (SPENDWALL_BIN, default .build/debug/spendwall: run `swift build` first) with the real
 # openai and anthropic packages, and the panel in a real headless Chromium (selenium; Debian's
-# chromium + chromium-driver from scripts/setup-system.sh). Uses the virtualenv .venv (gitignored), creating it if needed.
+# chromium + chromium-driver from scripts/setup-system.sh), and the reliability suite (tests/reliability: kill -9,
+# a 30 s outage, 256 concurrent callers, uid and secret checks). Uses the virtualenv .venv (gitignored), creating it if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv
@@ -26,7 +27,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 status=0
-for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/sessions tests/tokenizer tests/panel tests/team sdk-python/tests; do
+for suite in tests/fake_provider tests/daemon tests/proxy tests/pricing tests/mcp tests/integrations tests/sessions tests/tokenizer tests/panel tests/team tests/reliability sdk-python/tests; do
   echo "==> pytest $suite"
   # exit 5 is pytest's "no tests collected": a failure here
   "$venv/bin/python" -m pytest -q -p no:cacheprovider "$suite" || status=1
