@@ -35,13 +35,28 @@ struct PanelServer: Sendable {
     static func socketRoute(_ method: HTTPMethod, _ path: Substring) -> String? {
         switch (method, path) {
         case (.GET, "/health"), (.GET, "/spend"), (.GET, "/spend/series"), (.GET, "/ledger"), (.GET, "/kill"),
-            (.POST, "/kill"), (.GET, "/approvals"), (.GET, "/events"):
+            (.POST, "/kill"), (.GET, "/approvals"), (.GET, "/events"), (.GET, "/sessions"), (.GET, "/reconcile"):
             return "/v1" + path
+        case (.GET, _) where path.hasPrefix("/sessions/"):
+            return isSessionRead(path.dropFirst("/sessions/".count)) ? "/v1" + path : nil
         case (.GET, "/snapshot"): return "/v1/policy/snapshot"
         case (.POST, _) where path.hasPrefix("/approvals/") && path.hasSuffix("/resolve"): return "/v1" + path
         case (.PUT, _) where path.hasPrefix("/caps/"), (.DELETE, _) where path.hasPrefix("/caps/"):
             return "/v1" + path
         default: return nil
+        }
+    }
+
+    /// The session reads the panel shows: one session (`ID`) and its git snapshot
+    /// (`ID/artifacts/git_diff`, `ID/artifacts/git_status`). Not its terminal output, and nothing
+    /// that starts or finishes one (stopping a session is the kill switch with its scope).
+    static func isSessionRead(_ rest: Substring) -> Bool {
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        guard let id = parts.first, !id.isEmpty else { return false }
+        switch parts.count {
+        case 1: return true
+        case 3: return parts[1] == "artifacts" && (parts[2] == "git_diff" || parts[2] == "git_status")
+        default: return false
         }
     }
 

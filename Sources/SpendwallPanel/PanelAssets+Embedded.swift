@@ -25,6 +25,8 @@ extension PanelAssets {
     <a href="#spend" data-page="spend">Spend</a>
     <a href="#caps" data-page="caps">Caps</a>
     <a href="#approvals" data-page="approvals">Approvals <span id="approval-count" class="count" hidden></span></a>
+    <a href="#sessions" data-page="sessions">Sessions</a>
+    <a href="#reconcile" data-page="reconcile">Reconciliation</a>
   </nav>
   <span class="grow"></span>
   <button id="enable-notifications" class="quiet" hidden>Enable notifications</button>
@@ -117,6 +119,28 @@ input, select { font: inherit; padding: .3rem .4rem; border: 1px solid var(--lin
 .approval { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
 .approval .what { flex: 1; min-width: 220px; }
 .approval .cost { font-size: 1.3rem; font-weight: 650; }
+.meta { color: var(--muted); font-size: .85rem; }
+td.wrap { white-space: normal; max-width: 28rem; overflow-wrap: anywhere; }
+td.wrap a { color: var(--ink); font-weight: 600; }
+h1 a { color: var(--accent); text-decoration: none; }
+.budget { min-width: 9rem; font-variant-numeric: tabular-nums; }
+.budget .meter { margin: .25rem 0 0; height: 8px; }
+.status-running { color: var(--accent); font-weight: 600; }
+.status-budget_exceeded, .status-killed { color: var(--danger); }
+.status-user_stop { color: var(--warn); }
+.status-exited { color: var(--ok); }
+.badge { border: 1px solid currentColor; border-radius: 12px; padding: .05rem .6rem; font-weight: 600; }
+.session-head .budget { margin: .6rem 0; max-width: 32rem; }
+.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: .5rem 1rem; margin: .6rem 0; }
+.fact, .label { overflow-wrap: anywhere; }
+.fact .label, .session-head .label { color: var(--muted); font-size: .8rem; }
+.resume { display: flex; gap: .4rem; align-items: center; flex-wrap: wrap; margin-top: .2rem; }
+ul.files { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: .6rem 1rem .6rem 2rem; margin: 0; }
+ul.files code { white-space: pre; }
+pre.diff { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: .8rem 1rem; overflow: auto;
+  max-height: 70vh; font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; margin: 0; }
+tr.drifted td { background: #fef2f2; color: #7f1d1d; }
+.flag { background: var(--danger); color: #fff; border-radius: 9px; padding: .05rem .5rem; font-size: .8rem; font-weight: 700; }
 #toasts { position: fixed; right: 1rem; bottom: 1rem; display: flex; flex-direction: column; gap: .5rem; z-index: 5; max-width: min(420px, 90vw); }
 .toast { background: var(--ink); color: var(--bg); padding: .7rem 1rem; border-radius: 8px; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
 .toast b { display: block; }
@@ -263,6 +287,11 @@ function connectEvents() {
   });
   on("CapBlocked", (e) => { if (state.page === "caps") render(); });
   on("KillSwitch", () => { if (state.page === "now") refreshKills(); });
+  on("SessionStop", () => { if (state.page === "sessions") render(); });
+  on("ReconciliationDrift", (e) => {
+    notify("Billing drift", `${e.provider || "a provider"} ${e.period || ""}: the bill and the ledger differ`);
+    if (state.page === "reconcile") render();
+  });
   on("ConfigReloaded", () => { if (state.page === "caps") render(); });
 }
 
@@ -624,21 +653,254 @@ async function pageApprovals() {
           h("td", { class: "num" }, dollars(a.estimated_nanousd)), h("td", {}, a.status), h("td", { class: "hide-narrow" }, a.resolution || "")))))));
 }
 
+// ---------- Sessions ----------
+
+// The most of each git snapshot artifact the daemon keeps (docs/socket-api.md, "Sessions").
+const ARTIFACT_CAP = { git_diff: "1 MiB", git_status: "256 KiB" };
+
+function sessionTitle(x) { return x.name || x.command.join(" "); }
+function sessionStatus(x) { return x.status === "running" ? "running" : (x.stop_reason || "ended"); }
+function sessionKilled(id) { return (state.kills.on || []).some((k) => k.kind === "session" && k.value === id); }
+
+function bytesText(n) {
+  if (n < 1024) return n + " B";
+  if (n < 1 << 20) return (n / 1024).toFixed(1) + " KiB";
+  return (n / (1 << 20)).toFixed(2) + " MiB";
+}
+
+function duration(fromMS, toMS) {
+  const s = Math.max(0, Math.round((toMS - fromMS) / 1000));
+  if (s < 60) return s + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m " + (s % 60) + "s";
+  return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+}
+
+// Spent against the session's budget: a bar when there is a money budget, the cost alone otherwise.
+function budgetMeter(x, cap) {
+  const spent = cap ? cap.spent_nanousd : (x.spend ? x.spend.cost_nanousd : 0);
+  const reserved = cap ? cap.reserved_nanousd || 0 : 0;
+  const budget = x.budget_nanousd;
+  if (!budget) {
+    return h("div", { class: "budget" }, h("span", {}, dollars(spent)),
+      h("span", { class: "meta" }, x.budget_tokens ? ` · budget ${count(x.budget_tokens)} tokens` : " · no budget"));
+  }
+  const used = spent / budget;
+  const bar = h("div", { class: "meter" + (used >= 1 ? " over" : used >= 0.8 ? " warn" : ""), "data-session-meter": x.id });
+  const sp = h("div", { class: "spent" });
+  const rs = h("div", { class: "reserved" });
+  const pct = (v) => Math.min(100, (v / budget) * 100);
+  sp.style.width = pct(spent) + "%";
+  rs.style.left = pct(spent) + "%";
+  rs.style.width = Math.max(0, Math.min(100 - pct(spent), pct(reserved))) + "%";
+  bar.append(sp, rs);
+  return h("div", { class: "budget" }, h("span", {}, dollars(spent) + " of " + dollars(budget)), bar);
+}
+
+async function stopSession(id) {
+  try {
+    await api("/kill", { method: "POST", body: { session: id, on: true } });
+    toast("Stopping the session", `Session ${id}'s calls are refused now; \`spendwall run\` sends the program Ctrl+C, then SIGTERM, then SIGKILL.`);
+  } catch (e) {
+    toast("Could not stop the session", e.message);
+    return;
+  }
+  render();
+  // The session ends when `spendwall run` has stopped its program: look again until it has.
+  const deadline = Date.now() + 30000;
+  const page = location.hash;
+  while (Date.now() < deadline && location.hash === page) {
+    await new Promise((r) => setTimeout(r, 500));
+    try {
+      const body = await api("/sessions/" + encodeURIComponent(id));
+      if (body.session.status !== "running") { if (location.hash === page) render(); return; }
+    } catch (e) { return; }
+  }
+}
+
+function stopButton(x) {
+  if (x.status !== "running") return null;
+  if (sessionKilled(x.id)) return h("span", { class: "meta", "data-stopping": x.id, title: "Its kill switch is on: its calls are refused, and `spendwall run` is stopping its program." }, "stopping…");
+  return h("button", { class: "small danger", "data-stop-session": x.id, title: "Kill switch on this session: its calls are refused and its program is stopped", onclick: () => stopSession(x.id) }, "stop");
+}
+
+const NO_SESSIONS = "Run an agent under a budget and it shows up here: start one with `spendwall run --budget-usd 5 -- claude` (or `-- codex`). Its calls, cost and how it ended are recorded.";
+
+async function pageSessions() {
+  main.replaceChildren(h("h1", {}, "Sessions"), stateBox("loading", "Loading sessions…"));
+  const [list, kills] = await Promise.all([api("/sessions?limit=100"), api("/kill")]);
+  state.kills = kills;
+  if (list.sessions.length === 0) {
+    main.replaceChildren(h("h1", {}, "Sessions"), stateBox("empty", "No sessions yet", NO_SESSIONS));
+    return;
+  }
+  const rows = list.sessions.map((x) => h("tr", { "data-session": x.id, class: x.status === "running" ? "running" : "" },
+    h("td", { class: "wrap" }, h("a", { href: "#session/" + encodeURIComponent(x.id) }, sessionTitle(x)), h("div", { class: "meta" }, x.id)),
+    h("td", {}, x.agent || "—"),
+    h("td", { class: "status-" + sessionStatus(x), "data-status": sessionStatus(x) }, sessionStatus(x)),
+    h("td", { class: "num" }, count(x.spend ? x.spend.calls : 0)),
+    h("td", { class: "budget-cell" }, budgetMeter(x, null)),
+    h("td", { class: "hide-narrow" }, when(x.started_ms)),
+    h("td", { class: "hide-narrow" }, x.ended_ms ? when(x.ended_ms) + " (" + duration(x.started_ms, x.ended_ms) + ")" : "—"),
+    h("td", {}, stopButton(x))));
+  main.replaceChildren(h("h1", {}, "Sessions"),
+    h("p", { class: "meta" }, ...codeText("Agents launched with `spendwall run`, newest first. Stopping one turns on its kill switch: its calls are refused at once and its program gets Ctrl+C.")),
+    h("div", { class: "scroll" }, h("table", { id: "session-list" },
+      h("thead", {}, h("tr", {}, h("th", {}, "session"), h("th", {}, "agent"), h("th", {}, "status"), h("th", { class: "num" }, "calls"),
+        h("th", {}, "cost / budget"), h("th", { class: "hide-narrow" }, "started"), h("th", { class: "hide-narrow" }, "ended"), h("th", {}, ""))),
+      h("tbody", {}, rows))));
+}
+
+function decodeBase64(text) {
+  const bin = atob(text || "");
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new TextDecoder().decode(bytes);
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {
+    const area = h("textarea", {}, text);
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  button.textContent = "copied";
+  setTimeout(() => { button.textContent = "copy"; }, 1500);
+}
+
+function fact(label, value) {
+  return value === null || value === undefined || value === "" ? null : h("div", { class: "fact" }, h("div", { class: "label" }, label), h("div", {}, value));
+}
+
+async function pageSession(id) {
+  const title = h("h1", {}, h("a", { href: "#sessions" }, "Sessions"), " / ", id);
+  main.replaceChildren(title, stateBox("loading", "Loading the session…"));
+  let body;
+  try {
+    [body, state.kills] = await Promise.all([api("/sessions/" + encodeURIComponent(id)), api("/kill")]);
+  } catch (e) {
+    if (e.status === 404) { main.replaceChildren(title, stateBox("error", "No such session", e.message)); return; }
+    throw e;
+  }
+  const x = body.session;
+  const diffMeta = body.artifacts.find((a) => a.kind === "git_diff");
+  const diff = diffMeta ? await api(`/sessions/${encodeURIComponent(id)}/artifacts/git_diff`) : null;
+  const status = sessionStatus(x);
+  const exit = x.exit_code !== undefined ? "exit code " + x.exit_code : x.exit_signal !== undefined ? "signal " + x.exit_signal : null;
+  const resume = x.resume_command
+    ? h("div", { class: "resume" }, h("code", { id: "resume-command" }, x.resume_command), " ",
+      h("button", { class: "small", id: "copy-resume", onclick: (ev) => copyText(x.resume_command, ev.target) }, "copy"))
+    : null;
+  main.replaceChildren(h("h1", {}, h("a", { href: "#sessions" }, "Sessions"), " / ", sessionTitle(x)),
+    h("div", { class: "card session-head", "data-session-detail": x.id },
+      h("div", { class: "controls" },
+        h("span", { class: "badge status-" + status, id: "session-status" }, status),
+        exit ? h("span", { id: "session-exit" }, exit) : null,
+        h("span", { class: "grow" }),
+        stopButton(x)),
+      budgetMeter(x, body.cap),
+      h("div", { class: "facts" },
+        fact("command", h("code", {}, x.command.join(" "))), fact("session", x.id), fact("agent", x.agent),
+        fact("stop reason", x.stop_reason), fact("started", when(x.started_ms)),
+        fact("ended", x.ended_ms ? when(x.ended_ms) + " (after " + duration(x.started_ms, x.ended_ms) + ")" : null),
+        fact("directory", x.cwd), fact("git", x.git_branch ? x.git_branch + (x.git_head ? " @ " + x.git_head.slice(0, 12) : "") : null),
+        fact("calls", count(x.spend ? x.spend.calls : 0)), fact("terminal", x.terminal)),
+      resume ? h("div", {}, h("div", { class: "label" }, "resume where it stopped"), resume) : null),
+    h("h2", {}, "Spend by model"),
+    body.by_model.length === 0 ? stateBox("empty", "No calls in this session", "Its calls go through the proxy under `/session/" + x.id + "/` and are counted here.") :
+      h("div", { class: "scroll" }, h("table", { id: "session-models" },
+        h("thead", {}, h("tr", {}, h("th", {}, "model"), h("th", { class: "num" }, "calls"), h("th", { class: "num" }, "tokens in / out"), h("th", { class: "num" }, "cost"))),
+        h("tbody", {}, body.by_model.map((m) => h("tr", {}, h("td", {}, m.model), h("td", { class: "num" }, count(m.calls)),
+          h("td", { class: "num" }, count(m.input_tokens + m.cache_read_tokens + m.cache_write_tokens) + " / " + count(m.output_tokens)),
+          h("td", { class: "num" }, dollars(m.cost_nanousd))))))),
+    h("h2", {}, "Changed files"),
+    body.changed_files
+      ? (body.changed_files.length ? h("ul", { id: "changed-files", class: "files" }, body.changed_files.map((f) => h("li", {}, h("code", {}, f)))) : stateBox("empty", "Nothing changed", "The working tree was clean when the session ended."))
+      : stateBox("empty", x.status === "running" ? "Not yet" : "No git snapshot", x.status === "running" ? "The changed files and the diff are recorded when the session ends." : "The session did not run in a git repository, so no snapshot was taken."),
+    h("h2", {}, "Diff"),
+    diff
+      ? h("div", {}, h("p", { class: "meta", id: "diff-note" }, `${bytesText(diff.size)} kept (the daemon keeps at most ${ARTIFACT_CAP.git_diff} of a diff)` + (diff.truncated ? ": cut there, the rest was not kept." : ".")),
+        h("pre", { id: "session-diff", class: "diff" }, decodeBase64(diff.content_base64)))
+      : stateBox("empty", "No diff", x.status === "running" ? "Recorded when the session ends." : "No staged or unstaged changes were recorded."));
+}
+
+// ---------- Reconciliation ----------
+
+function currentPeriod() {
+  const d = new Date();
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+function shiftPeriod(period, by) {
+  const [y, m] = period.split("-").map(Number);
+  const d = new Date(Date.UTC(y, m - 1 + by, 1));
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+const NO_RECONCILIATION = "Reconciliation compares what providers billed with what the ledger saw. Get bills in with `[stripe]` in alerts.toml (a Stripe webhook sends invoices as they are paid), or import a provider's cost export: `spendwall reconcile import FILE`.";
+
+async function pageReconcile(arg) {
+  const period = /^\d{4}-\d{2}$/.test(arg || "") ? arg : currentPeriod();
+  const go = (p) => { location.hash = "#reconcile/" + p; };
+  const picker = h("input", { type: "month", id: "reconcile-period", value: period, onchange: (ev) => ev.target.value && go(ev.target.value) });
+  const controls = h("div", { class: "controls" },
+    h("button", { class: "small", id: "period-prev", onclick: () => go(shiftPeriod(period, -1)) }, "← previous"),
+    picker,
+    h("button", { class: "small", id: "period-next", onclick: () => go(shiftPeriod(period, 1)) }, "next →"),
+    h("span", { class: "meta" }, "calendar months in UTC"));
+  main.replaceChildren(h("h1", {}, "Reconciliation"), controls, stateBox("loading", "Loading " + period + "…"));
+  const body = await api("/reconcile?period=" + encodeURIComponent(period));
+  const billed = body.rows.filter((r) => r.billed_nanousd !== undefined && r.billed_nanousd !== null);
+  let content;
+  if (body.rows.length === 0) {
+    content = stateBox("empty", "Nothing to reconcile for " + body.period, NO_RECONCILIATION);
+  } else {
+    const drifted = body.rows.filter((r) => r.drifted).length;
+    content = h("div", {},
+      h("p", { class: "meta", id: "reconcile-summary" }, drifted
+        ? `${drifted} of ${body.rows.length} lines drifted past the threshold ([stripe] drift_threshold_usd / drift_threshold_percent in alerts.toml).`
+        : `No line drifted past the threshold. Drift is billed minus what the ledger saw.`),
+      h("div", { class: "scroll" }, h("table", { id: "reconcile-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, "period"), h("th", {}, "provider"), h("th", {}, "source"), h("th", { class: "num" }, "billed"),
+          h("th", { class: "num" }, "ledger"), h("th", { class: "num" }, "drift"), h("th", { class: "num" }, "drift %"), h("th", {}, ""))),
+        h("tbody", {}, body.rows.map((r) => {
+          const hasBill = r.billed_nanousd !== undefined && r.billed_nanousd !== null;
+          return h("tr", { class: r.drifted ? "drifted" : "", "data-provider": r.provider, "data-source": r.source, "data-drifted": r.drifted ? "true" : "false" },
+            h("td", {}, r.period), h("td", {}, r.provider), h("td", {}, r.source + (r.references > 1 ? ` (${r.references})` : "")),
+            h("td", { class: "num" }, hasBill ? dollars(r.billed_nanousd) : "no bill"),
+            h("td", { class: "num" }, dollars(r.ledger_nanousd)),
+            h("td", { class: "num" }, r.drift_nanousd !== undefined && r.drift_nanousd !== null ? (r.drift_nanousd > 0 ? "+" : "") + dollars(r.drift_nanousd) : "—"),
+            h("td", { class: "num" }, r.drift_percent !== undefined && r.drift_percent !== null ? r.drift_percent.toFixed(2) + "%" : "—"),
+            h("td", {}, r.drifted ? h("span", { class: "flag" }, "DRIFT") : ""));
+        })))),
+      billed.length === 0 ? stateBox("empty", "No bill for " + body.period + " yet", NO_RECONCILIATION) : null);
+  }
+  main.replaceChildren(h("h1", {}, "Reconciliation"), controls, content);
+}
+
 // ---------- routing ----------
 
-const PAGES = { now: pageNow, spend: pageSpend, caps: pageCaps, approvals: pageApprovals };
+const PAGES = { now: pageNow, spend: pageSpend, caps: pageCaps, approvals: pageApprovals, sessions: pageSessions, session: pageSession, reconcile: pageReconcile };
+// The nav entry of each page (a session's own page sits under Sessions).
+const NAV = { session: "sessions" };
+const TITLES = { session: "Session", reconcile: "Reconciliation" };
 let renderSeq = 0;
 
 async function render() {
-  const page = (location.hash || "#now").slice(1);
+  // #page or #page/argument (#session/ID, #reconcile/2026-11)
+  const [page, ...rest] = (location.hash || "#now").slice(1).split("/");
   state.page = PAGES[page] ? page : "now";
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === state.page);
+  const arg = decodeURIComponent(rest.join("/"));
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (NAV[state.page] || state.page));
   const seq = ++renderSeq;
   document.body.dataset.ready = "";
   try {
-    await PAGES[state.page]();
+    await PAGES[state.page](arg);
   } catch (e) {
-    if (seq === renderSeq) main.replaceChildren(h("h1", {}, state.page[0].toUpperCase() + state.page.slice(1)), errorBox(e));
+    if (seq === renderSeq) main.replaceChildren(h("h1", {}, TITLES[state.page] || state.page[0].toUpperCase() + state.page.slice(1)), errorBox(e));
   }
   if (seq === renderSeq) {
     document.body.dataset.ready = state.page;

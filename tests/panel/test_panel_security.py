@@ -3,6 +3,7 @@ one-time login link and its cookie, and a refusal for each missing piece — no 
 foreign Origin, a non-loopback Host, no CSRF token — with the daemon still serving after."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -167,6 +168,65 @@ def test_the_api_is_the_socket_apis_reads(daemon: Daemon, session: Session) -> N
         status, body = session.send(method, path, {})
         assert status == 404 and body["error"]["code"] == "not_found", path
     assert daemon.call("GET", "/v1/health")[0] == 200
+
+
+def test_sessions_and_reconciliation_are_the_socket_apis_reads(daemon: Daemon, session: Session) -> None:
+    status, started = daemon.call("POST", "/v1/sessions", {"command": ["codex"], "name": "panel reads"})
+    assert status == 200, started
+    sid = started["session"]["id"]
+    diff = base64.b64encode(b"diff --git a/x b/x\n+one line\n").decode()
+    status, _ = daemon.call("POST", f"/v1/sessions/{sid}/finish", {
+        "stop_reason": "exited", "exit_code": 0, "artifacts": [{"kind": "git_diff", "content_base64": diff},
+                                                               {"kind": "output", "content_base64": diff}]})
+    assert status == 200
+    for panel, socket in [("/panel/api/sessions", "/v1/sessions"), (f"/panel/api/sessions/{sid}", f"/v1/sessions/{sid}"),
+                          (f"/panel/api/sessions/{sid}/artifacts/git_diff", f"/v1/sessions/{sid}/artifacts/git_diff"),
+                          ("/panel/api/reconcile?period=2026-11", "/v1/reconcile?period=2026-11")]:
+        status, headers, body = session.get(panel)
+        assert status == 200, (panel, body)
+        assert headers["cache-control"] == "no-store"
+        assert json.loads(body) == daemon.call("GET", socket)[1], panel
+    # the socket API's errors, as they are
+    status, _, body = session.get("/panel/api/sessions/s-nope")
+    assert status == 404 and error_code(body) == "not_found" and b"sessions ls" in body
+    status, _, body = session.get("/panel/api/reconcile?period=2026-13")
+    assert status == 400 and error_code(body) == "bad_request"
+    # nothing that starts, finishes or reads the terminal output of a session, nor imports bills
+    for method, path in [("POST", "/panel/api/sessions"), ("POST", f"/panel/api/sessions/{sid}/finish"),
+                         ("GET", f"/panel/api/sessions/{sid}/artifacts/output"),
+                         ("POST", "/panel/api/reconcile/import")]:
+        status, body = session.send(method, path, {"command": ["x"], "stop_reason": "killed", "content": "x"})
+        assert status == 404 and body["error"]["code"] == "not_found", path
+    assert daemon.call("GET", f"/v1/sessions/{sid}")[1]["session"]["stop_reason"] == "exited"
+
+
+def test_the_new_reads_need_the_cookie_and_stopping_a_session_the_csrf_token(daemon: Daemon,
+                                                                            session: Session) -> None:
+    status, started = daemon.call("POST", "/v1/sessions", {"command": ["claude"], "budget_nanousd": 1_000_000})
+    assert status == 200, started
+    sid = started["session"]["id"]
+    for path in ["/panel/api/sessions", f"/panel/api/sessions/{sid}", f"/panel/api/sessions/{sid}/artifacts/git_diff",
+                 "/panel/api/reconcile"]:
+        status, _, body = raw(daemon, "GET", path, {"host": daemon.address})
+        assert status == 401 and error_code(body) == "unauthorized", path
+        status, _, body = session.get(path, origin="https://evil.example")
+        assert status == 403 and error_code(body) == "forbidden_origin", path
+    # stopping a session is the kill switch with the session's scope: no cookie, no CSRF → refused
+    status, _, body = raw(daemon, "POST", "/panel/api/kill", {"host": daemon.address, "x-csrf-token": session.csrf},
+                          {"session": sid})
+    assert status == 401 and error_code(body) == "unauthorized"
+    status, body = session.send("POST", "/panel/api/kill", {"session": sid}, csrf=False)
+    assert status == 403 and body["error"]["code"] == "csrf_failed"
+    assert daemon.call("GET", "/v1/kill")[1]["on"] == []
+    check = {"provider": "openai", "model": "gpt-4o", "session": sid,
+             "request": {"max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}}
+    assert daemon.call("POST", "/v1/check", check)[1]["decision"] != "killed"
+    # with both: the session's switch is on and its next check answers killed
+    status, body = session.send("POST", "/panel/api/kill", {"session": sid})
+    assert status == 200 and body["scope"] == {"kind": "session", "value": sid}
+    assert daemon.call("POST", "/v1/check", check)[1]["decision"] == "killed"
+    assert session.send("POST", "/panel/api/kill", {"session": sid, "on": False})[0] == 200
+    assert daemon.call("POST", "/v1/sessions/" + sid + "/finish", {"stop_reason": "killed"})[0] == 200
 
 
 def test_caps_are_edited_in_caps_toml(daemon: Daemon, session: Session) -> None:
