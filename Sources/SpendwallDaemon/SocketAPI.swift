@@ -714,19 +714,24 @@ struct SocketAPI: Sendable {
             return .json(
                 SpendAnswer(
                     by: grouping.rawValue, since: sinceText, since_ms: since, total: Self.totals(total),
-                    rows: summary.rows.map { row in
-                        let t = row.totals
-                        let share = total.costNanoUSD > 0 ? Double(t.costNanoUSD) / Double(total.costNanoUSD) : 0
-                        return SpendRowJSON(
-                            key: row.key, calls: t.calls, input_tokens: t.usage.inputTokens,
-                            output_tokens: t.usage.outputTokens, cache_read_tokens: t.usage.cacheReadTokens,
-                            cache_write_tokens: t.usage.cacheWriteTokens,
-                            cache_write_1h_tokens: t.usage.cacheWrite1hTokens,
-                            reasoning_tokens: t.usage.reasoningTokens,
-                            cost_nanousd: t.costNanoUSD, share: (share * 10_000).rounded() / 10_000)
-                    }))
+                    rows: Self.rows(of: summary)))
         } catch {
             return .error(Self.spendwallError(error), status: .serviceUnavailable)
+        }
+    }
+
+    /// A spend summary's rows, each with its share of the total cost (4 decimals).
+    static func rows(of summary: SpendSummary) -> [SpendRowJSON] {
+        let total = summary.total
+        return summary.rows.map { row in
+            let t = row.totals
+            let share = total.costNanoUSD > 0 ? Double(t.costNanoUSD) / Double(total.costNanoUSD) : 0
+            return SpendRowJSON(
+                key: row.key, calls: t.calls, input_tokens: t.usage.inputTokens,
+                output_tokens: t.usage.outputTokens, cache_read_tokens: t.usage.cacheReadTokens,
+                cache_write_tokens: t.usage.cacheWriteTokens, cache_write_1h_tokens: t.usage.cacheWrite1hTokens,
+                reasoning_tokens: t.usage.reasoningTokens, cost_nanousd: t.costNanoUSD,
+                share: (share * 10_000).rounded() / 10_000)
         }
     }
 

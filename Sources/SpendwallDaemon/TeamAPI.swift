@@ -140,18 +140,7 @@ struct TeamAPI: Sendable {
             return .json(
                 TeamSpendAnswer(
                     by: by, since: sinceText, since_ms: since, machine: mode.configuration.machine,
-                    total: SocketAPI.totals(total),
-                    rows: summary.rows.map { row in
-                        let t = row.totals
-                        let share = total.costNanoUSD > 0 ? Double(t.costNanoUSD) / Double(total.costNanoUSD) : 0
-                        return SpendRowJSON(
-                            key: row.key, calls: t.calls, input_tokens: t.usage.inputTokens,
-                            output_tokens: t.usage.outputTokens, cache_read_tokens: t.usage.cacheReadTokens,
-                            cache_write_tokens: t.usage.cacheWriteTokens,
-                            cache_write_1h_tokens: t.usage.cacheWrite1hTokens,
-                            reasoning_tokens: t.usage.reasoningTokens,
-                            cost_nanousd: t.costNanoUSD, share: (share * 10_000).rounded() / 10_000)
-                    }))
+                    total: SocketAPI.totals(total), rows: SocketAPI.rows(of: summary)))
         } catch {
             return .error(
                 SpendwallError(
