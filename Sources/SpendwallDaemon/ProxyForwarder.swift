@@ -85,9 +85,12 @@ struct ProxyForwarder: Sendable {
         // A call an SDK has already checked (it holds a live reservation, and the SDK reports
         // it) is not checked or recorded twice: a wrapped client whose base URL is this proxy,
         // as under `spendwall run`.
+        // Under a session's path, only a reservation made for that session counts: its cap must
+        // have been checked.
         let checkedBySDK =
             headers.first { $0.0.lowercased() == HeaderAttribution.reservationHeader }
-            .map { api.engine.isReserved($0.1.trimmingCharacters(in: .whitespaces)) } ?? false
+            .flatMap { api.engine.reservation($0.1.trimmingCharacters(in: .whitespaces)) }
+            .map { route.session == nil || $0.attributes.session == route.session } ?? false
         guard route.endpoint.isBilled, !checkedBySDK else {
             let end = await relay(
                 request, head: head, outbound: outbound, record: FlightRecord(), endpoint: nil,

@@ -122,8 +122,8 @@ public final class PolicyEngine: Sendable {
     /// The price table in force.
     public var pricing: PriceTable { state.withLock { $0.pricing } }
 
-    /// True while a reservation is held (checked, not yet reported or expired).
-    public func isReserved(_ id: String) -> Bool { state.withLock { $0.isReserved(id) } }
+    /// A reservation while it is held (checked, not yet reported or expired).
+    public func reservation(_ id: String) -> Reservation? { state.withLock { $0.reservation(id) } }
 
     /// The reservations in flight, to be saved at a clean stop.
     public func inFlight() -> [Reservation] { state.withLock { $0.inFlight() } }

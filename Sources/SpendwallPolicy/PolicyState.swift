@@ -409,7 +409,7 @@ struct PolicyState {
     /// The caps in force.
     var currentCaps: [Cap] { caps }
 
-    func isReserved(_ id: String) -> Bool { reservations[id] != nil }
+    func reservation(_ id: String) -> Reservation? { reservations[id] }
 
     // MARK: Team leases
 

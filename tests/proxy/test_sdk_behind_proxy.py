@@ -51,3 +51,50 @@ def test_a_reservation_the_daemon_does_not_hold_is_checked_by_the_proxy(daemon: 
     wait_until(lambda: any(r["agent"] == "forger" for r in daemon.rows()), "the proxy's row")
     forged = [r for r in daemon.rows() if r["agent"] == "forger"]
     assert [r["path"] for r in forged] == ["proxy"] and forged[0]["input_tokens"] == 100
+
+
+def test_a_wrapped_client_in_a_session_is_held_to_the_session_budget(daemon: Daemon, fake: Fake,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.reset()
+    status, created = daemon.call("POST", "/v1/sessions", {"command": ["agent.py"], "budget_nanousd": 10_000_000})
+    assert status == 200, created
+    sid = created["session"]["id"]
+    monkeypatch.setenv("SPENDWALL_SOCKET", daemon.socket)
+    monkeypatch.setenv("SPENDWALL_DATA_DIR", daemon.data_dir)
+    monkeypatch.setenv("SPENDWALL_CONFIG_DIR", daemon.config_dir)
+    monkeypatch.setenv("SPENDWALL_SESSION", sid)  # what `spendwall run` sets
+    client = spendwall.openai.wrap(openai.OpenAI(api_key="sk-test", base_url=created["openai_base_url"],
+                                                 max_retries=0))
+    # gpt-4o, 300 output tokens reserved: $0.003 a call against a $0.01 session budget.
+    allowed, refused = 0, 0
+    for _ in range(6):
+        try:
+            client.chat.completions.create(model="gpt-4o", max_tokens=300,
+                                           messages=[{"role": "user", "content": "hi"}],
+                                           extra_headers={"x-fake-usage": "0,300"})
+            allowed += 1
+        except spendwall.SpendwallError:
+            refused += 1
+    spendwall.flush()
+    rows = [r for r in daemon.rows() if r.get("session") == sid and r["outcome"] == "ok"]
+    assert allowed == 3 and refused == 3
+    assert len(rows) == 3 and all(r["path"] == "sdk" for r in rows)  # once each, by the SDK
+    assert sum(r["cost_nanousd"] for r in rows) <= 10_000_000
+
+
+def test_a_reservation_outside_the_session_does_not_pass_its_path(daemon: Daemon, fake: Fake,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.reset()
+    status, created = daemon.call("POST", "/v1/sessions", {"command": ["agent.py"], "budget_nanousd": 1})
+    assert status == 200, created
+    monkeypatch.setenv("SPENDWALL_SOCKET", daemon.socket)
+    monkeypatch.setenv("SPENDWALL_DATA_DIR", daemon.data_dir)
+    monkeypatch.setenv("SPENDWALL_CONFIG_DIR", daemon.config_dir)
+    monkeypatch.delenv("SPENDWALL_SESSION", raising=False)
+    client = spendwall.openai.wrap(openai.OpenAI(api_key="sk-test", base_url=created["openai_base_url"],
+                                                 max_retries=0))
+    # The SDK's own check passes (no session), but the proxy checks the session's $0.000000001.
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(model="gpt-4o", max_tokens=300, messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.status_code == 402
+    assert [r for r in fake.requests() if r["path"].endswith("/chat/completions")] == []

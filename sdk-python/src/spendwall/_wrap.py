@@ -10,6 +10,7 @@ import asyncio
 import functools
 from collections import abc
 import inspect
+import os
 import re
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
@@ -329,6 +330,8 @@ def _resolve(obj: Any, dotted: str) -> Any:
 
 def wrap_client(client: Any, provider: str, resources: Mapping[str, Iterable[str]], *, agent: Optional[str],
                 tags: Optional[Mapping[str, Any]], session: Optional[str], mode: Optional[str]) -> Any:
+    # A program launched by `spendwall run` is in that session (SPENDWALL_SESSION) unless told otherwise.
+    session = session or os.environ.get("SPENDWALL_SESSION") or None
     defaults = _context.merge({}, {"agent": agent, "tags": tags, "session": session, "mode": mode})
     state: Optional[_State] = getattr(client, _STATE_ATTR, None)
     if state is not None:  # wrapping twice only updates the defaults

@@ -227,7 +227,9 @@ class Resolver {
     if (g !== this.gen) {
       const settings = resolveSettings(this.options);
       const c = configuredOptions();
-      const attribution = mergeAttribution(mergeAttribution({}, { agent: c.agent, tags: c.tags, session: c.session }), this.own);
+      // A program launched by `spendwall run` is in that session (SPENDWALL_SESSION) unless told otherwise.
+      const session = c.session ?? (process.env.SPENDWALL_SESSION || undefined);
+      const attribution = mergeAttribution(mergeAttribution({}, { agent: c.agent, tags: c.tags, session }), this.own);
       this.resolved = { settings, rt: runtimeFor(settings), attribution };
       this.gen = g;
     }
