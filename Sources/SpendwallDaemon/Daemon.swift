@@ -154,6 +154,7 @@ public enum Daemon {
                     status: teamStatus, logger: logger), at: 4)
         }
         services.append(ReloadOnHangup(state: state))
+        services.append(SessionWatcher(api: api))
         services.append(ConfigWatcher(state: state))
         if let interval = Systemd.watchdogInterval() {
             services.append(WatchdogService(intervalMicroseconds: interval))

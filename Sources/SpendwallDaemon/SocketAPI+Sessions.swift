@@ -165,6 +165,24 @@ extension SocketAPI {
         return await showSession(id)
     }
 
+    /// Ends, as `lost`, every running session whose `spendwall run` process is gone (killed
+    /// outright, crashed), so its budget stops holding and its record says how it ended.
+    func endLostSessions() async {
+        guard let running = try? await state.store.runningSessions() else { return }
+        for session in running {
+            guard let pid = session.pid, pid > 0, Glibc.kill(pid, 0) == -1, errno == ESRCH else { continue }
+            let ending = SessionEnding(
+                endedMS: clock.nowMS(), exitCode: nil, exitSignal: nil, stopReason: .lost, resumeCommand: nil)
+            guard (try? await state.store.finishSession(id: session.id, ending: ending, artifacts: [])) == true else {
+                continue
+            }
+            engine.removeSessionCap(named: Cap.sessionCapName(session.id))
+            state.sessions.remove(session.id)
+            logger.notice(
+                "session \(session.id) ended as lost: its `spendwall run` (pid \(pid)) is gone without ending it")
+        }
+    }
+
     static func unknownSession(_ id: String) -> APIResponse {
         .error(
             SpendwallError(.notFound, "no session \"\(id)\"; `spendwall sessions ls` lists the sessions there are"),

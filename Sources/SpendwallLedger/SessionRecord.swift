@@ -12,6 +12,9 @@ public struct SessionRecord: Sendable, Hashable {
         case userStop = "user_stop"
         /// The program exited by itself.
         case exited
+        /// `spendwall run` went away without ending the session (killed outright, a crash): the
+        /// daemon found its process gone and ended the session itself.
+        case lost
     }
 
     public var id: String
