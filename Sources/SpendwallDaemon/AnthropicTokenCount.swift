@@ -8,11 +8,16 @@ import SpendwallPricing
 /// Anthropic's own count of a request's input tokens (`POST /v1/messages/count_tokens`), for
 /// `[estimate] anthropic_count_tokens = true`. The answer must come within ``deadline``; when
 /// it does not (or fails), the caller keeps its local estimate.
-struct AnthropicTokenCount: Sendable {
+struct AnthropicTokenCount: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     let client: HTTPClient
     let upstream: String
     let key: String
     var deadline: TimeAmount = .milliseconds(50)
+
+    /// Printed, reflected or logged, it never shows the key.
+    var description: String { "AnthropicTokenCount(upstream: \(upstream))" }
+    var debugDescription: String { description }
+    var customMirror: Mirror { Mirror(self, children: ["upstream": upstream]) }
 
     /// The fields count_tokens takes; everything else in a messages body is left out.
     static let fields = ["model", "messages", "system", "tools", "tool_choice", "thinking"]

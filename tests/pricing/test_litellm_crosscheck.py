@@ -1,7 +1,7 @@
 """Cross-checks Spendwall's built-in price table against LiteLLM's published price map.
 
 The map is `litellm/model_prices_and_context_window_backup.json` inside the `litellm` wheel from
-PyPI (downloaded without dependencies, cached in .venv/). For every OpenAI and Anthropic text
+PyPI (the version in LITELLM, downloaded without dependencies, cached in .venv/). For every OpenAI and Anthropic text
 model LiteLLM lists and Spendwall prices, each rate both know must agree to the nano-dollar:
 input, output, cache read, cache write (5 minutes and 1 hour), the long-context tier, the batch
 share, and retirement. A difference fails the test unless EXPLAINED lists it with a reason.
@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 BINARY = os.environ.get("SPENDWALL_BIN") or str(REPO / ".build" / "debug" / "spendwall")
 CACHE = REPO / ".venv" / "litellm-wheel"
 MAP = "litellm/model_prices_and_context_window_backup.json"
+# The map the table was last cross-checked against. Pinned so CI is reproducible: a newer map is
+# taken by raising this (and running scripts/prices-from-litellm.py for the models it adds).
+LITELLM = "1.110.2"
 TODAY = datetime.date.today().isoformat()
 
 # Text models only: audio, realtime, image, search and transcription models bill other kinds.
@@ -42,11 +45,12 @@ EXPLAINED: dict[tuple[str, str], str] = {
 
 def litellm_map() -> dict:
     CACHE.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(CACHE.glob("litellm-*.whl"))
+    wheels = sorted(CACHE.glob(f"litellm-{LITELLM}-*.whl"))
     if not wheels:
         done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                               "-d", str(CACHE), "litellm"], capture_output=True, text=True, timeout=300)
-        wheels = sorted(CACHE.glob("litellm-*.whl"))
+                               "-d", str(CACHE), f"litellm=={LITELLM}"], capture_output=True, text=True,
+                              timeout=300)
+        wheels = sorted(CACHE.glob(f"litellm-{LITELLM}-*.whl"))
         if done.returncode != 0 or not wheels:
             pytest.skip(f"cannot download the litellm wheel from PyPI: {done.stderr.strip()[-300:]}")
     with zipfile.ZipFile(wheels[-1]) as wheel:
