@@ -160,22 +160,15 @@ extension SocketAPI {
         approved: Set<String>, status: CapStatus, why: String
     ) async -> APIResponse {
         let approval = ApprovalRecord(
-            id: "ap_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16),
+            id: Self.makeApprovalID(),
             createdMS: clock.nowMS(), provider: call.provider.rawValue, model: call.model, agent: call.agent,
             app: call.app, session: nil, peerPID: peer.pid, estimatedNanoUSD: amount, cap: status.cap.name,
             capKey: status.key, reason: "pre-approval: \(reason) — \(why)")
-        guard approvals.open(approval.id) else {
-            return .error(
-                SpendwallError(.unavailable, "the daemon is stopping; try again"), status: .serviceUnavailable)
+        let outcome: ApprovalDesk.Outcome
+        switch await awaitApproval(approval) {
+        case .failed(let error, let httpStatus): return .error(error, status: httpStatus)
+        case .decided(let decided): outcome = decided
         }
-        do {
-            try await writer.store.insertApproval(approval)
-        } catch {
-            approvals.decide(approval.id, .expired("not recorded"))
-            return .error(Self.spendwallError(error), status: .serviceUnavailable)
-        }
-        events.publish("ApprovalRequested", ApprovalJSON(approval), timeMS: approval.createdMS)
-        let outcome = await approvals.wait(for: approval.id, timeout: approvalTimeout)
         switch outcome {
         case .approved:
             let passed = approved.union([status.cap.name])
@@ -187,11 +180,6 @@ extension SocketAPI {
                     why: nextWhy)
             }
         case .denied(let because), .expired(let because):
-            if case .expired = outcome {
-                _ = try? await writer.store.resolveApproval(
-                    id: approval.id, status: .expired, resolution: because, atMS: clock.nowMS(), byPID: nil,
-                    byExe: nil)
-            }
             let message = "approval \(approval.id) for cap '\(status.cap.name)' was not given: \(because)"
             let cap = CapJSON(status)
             return .json(

@@ -485,22 +485,16 @@ struct SocketAPI: Sendable {
     ) async -> GateResult {
         let call = held.call
         let approval = ApprovalRecord(
-            id: "ap_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16),
+            id: Self.makeApprovalID(),
             createdMS: clock.nowMS(), provider: call.provider.rawValue, model: call.model, agent: call.agent,
             app: call.app, session: call.session, peerPID: held.peer.pid,
             estimatedNanoUSD: held.estimate.worstCaseCost(engine.price(call.model).price), cap: status.cap.name,
             capKey: status.key, reason: reason)
-        guard approvals.open(approval.id) else {
-            return .failure(SpendwallError(.unavailable, "the daemon is stopping; try again"), .serviceUnavailable)
+        let outcome: ApprovalDesk.Outcome
+        switch await awaitApproval(approval) {
+        case .failed(let error, let httpStatus): return .failure(error, httpStatus)
+        case .decided(let decided): outcome = decided
         }
-        do {
-            try await writer.store.insertApproval(approval)
-        } catch {
-            approvals.decide(approval.id, .expired("not recorded"))
-            return .failure(Self.spendwallError(error), .serviceUnavailable)
-        }
-        events.publish("ApprovalRequested", ApprovalJSON(approval), timeMS: approval.createdMS)
-        let outcome = await approvals.wait(for: approval.id, timeout: approvalTimeout)
         switch outcome {
         case .approved:
             let passed = approved.union([status.cap.name])
@@ -510,12 +504,6 @@ struct SocketAPI: Sendable {
                 return await holdForApproval(held, approved: passed, status: next, reason: reason)
             }
         case .denied(let why), .expired(let why):
-            if case .expired = outcome {
-                _ = try? await writer.store.resolveApproval(
-                    id: approval.id, status: .expired, resolution: why, atMS: clock.nowMS(), byPID: nil, byExe: nil)
-                events.publish(
-                    "ApprovalResolved", ApprovalResolvedEvent(id: approval.id, status: "expired", resolution: why))
-            }
             metrics.decided("approval_denied")
             record(refusal(call, peer: held.peer, path: held.path, outcome: .blocked))
             let message = "approval \(approval.id) for cap '\(status.cap.name)' was not given: \(why)"
@@ -527,6 +515,39 @@ struct SocketAPI: Sendable {
                     error: ErrorJSON(code: SpendwallError.Code.approvalDenied.rawValue, message: message, cap: cap),
                     approval_id: approval.id))
         }
+    }
+
+    /// How waiting for a person ended: their decision (or the timeout), or a failure to ask.
+    enum ApprovalWait: Sendable {
+        case decided(ApprovalDesk.Outcome)
+        case failed(SpendwallError, HTTPResponseStatus)
+    }
+
+    /// Records a pending approval, announces it, and waits for a person or the approval timeout;
+    /// a timeout is recorded as `expired`. Shared by held checks and held pre-approvals.
+    func awaitApproval(_ approval: ApprovalRecord) async -> ApprovalWait {
+        guard approvals.open(approval.id) else {
+            return .failed(SpendwallError(.unavailable, "the daemon is stopping; try again"), .serviceUnavailable)
+        }
+        do {
+            try await writer.store.insertApproval(approval)
+        } catch {
+            approvals.decide(approval.id, .expired("not recorded"))
+            return .failed(Self.spendwallError(error), .serviceUnavailable)
+        }
+        events.publish("ApprovalRequested", ApprovalJSON(approval), timeMS: approval.createdMS)
+        let outcome = await approvals.wait(for: approval.id, timeout: approvalTimeout)
+        if case .expired(let why) = outcome {
+            _ = try? await writer.store.resolveApproval(
+                id: approval.id, status: .expired, resolution: why, atMS: clock.nowMS(), byPID: nil, byExe: nil)
+            events.publish(
+                "ApprovalResolved", ApprovalResolvedEvent(id: approval.id, status: "expired", resolution: why))
+        }
+        return .decided(outcome)
+    }
+
+    static func makeApprovalID() -> String {
+        "ap_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
     }
 
     func listApprovals(_ request: APIRequest) async -> APIResponse {
